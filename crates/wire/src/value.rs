@@ -1,0 +1,201 @@
+//! The dynamic value carried inside adapter messages: JSON-like, ordered, with real binary.
+
+use bytes::Bytes;
+
+/// A JavaScript-like value as the Node packages put on the wire.
+///
+/// Maps keep their key order (JS insertion order), so a decoded message re-encodes to the same
+/// bytes. Binary stays binary (`Buffer` in Node, msgpack `bin`, BSON Binary).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// `null` (and `undefined` where the encoding keeps it).
+    Nil,
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer that fits `i64`.
+    Int(i64),
+    /// An integer above `i64::MAX` (msgpack uint64).
+    UInt(u64),
+    /// A non-integral number, or one outside the 64-bit integer range.
+    Float(f64),
+    /// A string.
+    Str(String),
+    /// Binary data.
+    Bin(Bytes),
+    /// An array.
+    Array(Vec<Value>),
+    /// An object, keys in insertion order.
+    Map(Vec<(String, Value)>),
+    /// A JS `Date` (msgpack timestamp extension -1, BSON datetime), as milliseconds since the epoch
+    /// plus the sub-millisecond nanoseconds msgpack can carry.
+    Timestamp(Timestamp),
+    /// Any other msgpack extension, kept so it re-encodes identically.
+    Ext(i8, Bytes),
+}
+
+/// A point in time as msgpack's timestamp extension represents it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timestamp {
+    /// Seconds since the Unix epoch.
+    pub secs: i64,
+    /// Nanoseconds within the second (`0..1_000_000_000`).
+    pub nanos: u32,
+}
+
+impl Timestamp {
+    /// A timestamp from milliseconds since the epoch, like a JS `Date`.
+    pub fn from_millis(ms: i64) -> Self {
+        Self {
+            secs: ms.div_euclid(1000),
+            nanos: (ms.rem_euclid(1000) as u32) * 1_000_000,
+        }
+    }
+
+    /// Milliseconds since the epoch (sub-millisecond precision is dropped, as in JS).
+    pub fn as_millis(&self) -> i64 {
+        self.secs
+            .saturating_mul(1000)
+            .saturating_add(i64::from(self.nanos / 1_000_000))
+    }
+}
+
+impl Value {
+    /// An empty map.
+    pub fn map() -> Self {
+        Value::Map(Vec::new())
+    }
+
+    /// The string, if this is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer, if this is one that fits `i64` (integral floats count, as in JS).
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            Value::Int(i) => Some(i),
+            Value::UInt(u) => i64::try_from(u).ok(),
+            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 => {
+                Some(f as i64)
+            }
+            _ => None,
+        }
+    }
+
+    /// The boolean, if this is one.
+    pub fn as_bool(&self) -> Option<bool> {
+        match *self {
+            Value::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The array items, if this is an array.
+    pub fn as_array(&self) -> Option<&[Value]> {
+        match self {
+            Value::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The entries, if this is a map.
+    pub fn as_map(&self) -> Option<&[(String, Value)]> {
+        match self {
+            Value::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The value under `key`, if this is a map that has it.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.as_map()?
+            .iter()
+            .find_map(|(k, v)| (k == key).then_some(v))
+    }
+
+    /// Whether any nested value is binary (Node's `hasBinary`).
+    pub fn has_binary(&self) -> bool {
+        match self {
+            Value::Bin(_) => true,
+            Value::Array(a) => a.iter().any(Value::has_binary),
+            Value::Map(m) => m.iter().any(|(_, v)| v.has_binary()),
+            _ => false,
+        }
+    }
+
+    /// A short name of the variant, for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Nil => "nil",
+            Value::Bool(_) => "bool",
+            Value::Int(_) | Value::UInt(_) | Value::Float(_) => "number",
+            Value::Str(_) => "string",
+            Value::Bin(_) => "binary",
+            Value::Array(_) => "array",
+            Value::Map(_) => "map",
+            Value::Timestamp(_) => "timestamp",
+            Value::Ext(..) => "extension",
+        }
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(s.to_owned())
+    }
+}
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Str(s)
+    }
+}
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+impl From<i64> for Value {
+    fn from(i: i64) -> Self {
+        Value::Int(i)
+    }
+}
+impl From<Bytes> for Value {
+    fn from(b: Bytes) -> Self {
+        Value::Bin(b)
+    }
+}
+impl From<Vec<Value>> for Value {
+    fn from(a: Vec<Value>) -> Self {
+        Value::Array(a)
+    }
+}
+
+/// Builds an ordered map: `map![("a", 1i64), ("b", "x")]`.
+#[macro_export]
+macro_rules! map {
+    ($(($k:expr, $v:expr)),* $(,)?) => {
+        $crate::Value::Map(vec![$((::std::string::String::from($k), $crate::Value::from($v))),*])
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_millis_round_trip() {
+        for ms in [0, 1, -1, 1_700_000_000_123, -62_135_596_800_000] {
+            assert_eq!(Timestamp::from_millis(ms).as_millis(), ms);
+        }
+    }
+
+    #[test]
+    fn has_binary_looks_deep() {
+        let v = Value::Array(vec![map![("a", Value::Array(vec![Value::Bin(Bytes::from_static(b"x"))]))]]);
+        assert!(v.has_binary());
+        assert!(!map![("a", 1i64)].has_binary());
+    }
+}
