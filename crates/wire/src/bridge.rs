@@ -37,7 +37,10 @@ impl ParserKind {
 }
 
 /// The argument array (`[event, ...args]` for events, `[...args]` for acks) of a socketioxide value.
-pub fn args_from_socketioxide(value: &SioValue, limits: &Limits) -> Result<Vec<Value>, DecodeError> {
+pub fn args_from_socketioxide(
+    value: &SioValue,
+    limits: &Limits,
+) -> Result<Vec<Value>, DecodeError> {
     let decoded = match value {
         SioValue::Str(text, bins) => {
             let bins: Vec<Bytes> = bins.iter().flatten().cloned().collect();
@@ -96,7 +99,11 @@ pub fn packet_to_wire(packet: &Packet, limits: &Limits) -> Result<PacketObject, 
 
 /// The socketioxide EVENT for a packet object received on namespace `ns` (its `nsp` is ignored,
 /// as Node receivers overwrite it).
-pub fn packet_from_wire(packet: &PacketObject, ns: Str, parser: ParserKind) -> Result<Packet, DecodeError> {
+pub fn packet_from_wire(
+    packet: &PacketObject,
+    ns: Str,
+    parser: ParserKind,
+) -> Result<Packet, DecodeError> {
     if packet.kind != 2 && packet.kind != 5 {
         return Err(DecodeError::field("packet.type", "2 (EVENT)"));
     }

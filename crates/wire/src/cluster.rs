@@ -303,14 +303,21 @@ impl Body {
                 client_count,
             } => vec![
                 ("requestId".to_owned(), s(request_id)),
-                ("clientCount".to_owned(), Value::Int(i64::try_from(*client_count).unwrap_or(i64::MAX))),
+                (
+                    "clientCount".to_owned(),
+                    Value::Int(i64::try_from(*client_count).unwrap_or(i64::MAX)),
+                ),
             ],
         };
         Some(Value::Map(entries))
     }
 
     /// Reads the `data` of a message of type `code`.
-    pub fn from_data(code: i64, data: Option<Value>, dialect: Dialect) -> Result<Self, DecodeError> {
+    pub fn from_data(
+        code: i64,
+        data: Option<Value>,
+        dialect: Dialect,
+    ) -> Result<Self, DecodeError> {
         let mut d = match (code, data) {
             (1, _) => return Ok(Body::InitialHeartbeat),
             (2, _) => return Ok(Body::Heartbeat),
@@ -362,9 +369,9 @@ impl Body {
             },
             11 => Body::BroadcastClientCount {
                 request_id: d.string("requestId", "data.requestId")?,
-                client_count: d
-                    .int("clientCount", "data.clientCount")
-                    .and_then(|c| u64::try_from(c).map_err(|_| DecodeError::field("data.clientCount", "a count")))?,
+                client_count: d.int("clientCount", "data.clientCount").and_then(|c| {
+                    u64::try_from(c).map_err(|_| DecodeError::field("data.clientCount", "a count"))
+                })?,
             },
             // 12; a missing packet is an `undefined` ack argument that notepack dropped.
             _ => Body::BroadcastAck {

@@ -39,7 +39,11 @@ impl Obj {
     }
 
     /// An optional string: absent and `null` both read as `None`.
-    pub(crate) fn opt_string(&mut self, key: &str, field: &'static str) -> Result<Option<String>, DecodeError> {
+    pub(crate) fn opt_string(
+        &mut self,
+        key: &str,
+        field: &'static str,
+    ) -> Result<Option<String>, DecodeError> {
         match self.take(key) {
             None | Some(Value::Nil) => Ok(None),
             Some(Value::Str(s)) => Ok(Some(s)),
@@ -53,7 +57,11 @@ impl Obj {
             .ok_or(DecodeError::field(field, "an integer"))
     }
 
-    pub(crate) fn opt_bool(&mut self, key: &str, field: &'static str) -> Result<Option<bool>, DecodeError> {
+    pub(crate) fn opt_bool(
+        &mut self,
+        key: &str,
+        field: &'static str,
+    ) -> Result<Option<bool>, DecodeError> {
         match self.take(key) {
             None | Some(Value::Nil) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(b)),
@@ -61,7 +69,11 @@ impl Obj {
         }
     }
 
-    pub(crate) fn array(&mut self, key: &str, field: &'static str) -> Result<Vec<Value>, DecodeError> {
+    pub(crate) fn array(
+        &mut self,
+        key: &str,
+        field: &'static str,
+    ) -> Result<Vec<Value>, DecodeError> {
         match self.take(key) {
             Some(Value::Array(a)) => Ok(a),
             _ => Err(DecodeError::field(field, "an array")),

@@ -25,12 +25,17 @@ pub fn to_string_with_placeholders(value: &Value) -> (String, VecDeque<Bytes>) {
     let mut attachments = Some(VecDeque::new());
     write_value(&mut out, value, &mut attachments);
     // Only valid UTF-8 is ever written: strings come from `&str`, the rest is ASCII.
-    let text = String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    let text = String::from_utf8(out)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     (text, attachments.unwrap_or_default())
 }
 
 /// Appends the JSON encoding of `value` to `out`.
-pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value, attachments: &mut Option<VecDeque<Bytes>>) {
+pub(crate) fn write_value(
+    out: &mut Vec<u8>,
+    value: &Value,
+    attachments: &mut Option<VecDeque<Bytes>>,
+) {
     match value {
         Value::Nil | Value::Ext(..) => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
@@ -152,7 +157,12 @@ fn write_iso8601(out: &mut Vec<u8>, ts: Timestamp) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    let (h, min, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
+    let (h, min, s, milli) = (
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000,
+    );
     if (0..=9999).contains(&y) {
         let _ = write!(out, "{y:04}");
     } else {
@@ -175,7 +185,11 @@ pub fn from_str_with_attachments(
     decode(text.as_bytes(), limits, Some(attachments))
 }
 
-fn decode(bytes: &[u8], limits: &Limits, attachments: Option<&[Bytes]>) -> Result<Value, DecodeError> {
+fn decode(
+    bytes: &[u8],
+    limits: &Limits,
+    attachments: Option<&[Bytes]>,
+) -> Result<Value, DecodeError> {
     limits.check_size(bytes.len())?;
     let failure = RefCell::new(None);
     let ctx = Ctx {
@@ -184,9 +198,12 @@ fn decode(bytes: &[u8], limits: &Limits, attachments: Option<&[Bytes]>) -> Resul
         failure: &failure,
     };
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let result = Seed { ctx: &ctx, depth: 0 }
-        .deserialize(&mut de)
-        .and_then(|v| de.end().map(|()| v));
+    let result = Seed {
+        ctx: &ctx,
+        depth: 0,
+    }
+    .deserialize(&mut de)
+    .and_then(|v| de.end().map(|()| v));
     result.map_err(|e| failure.into_inner().unwrap_or(DecodeError::Json(e)))
 }
 
@@ -324,7 +341,10 @@ mod tests {
             ("nan", Value::Float(f64::NAN)),
             ("b", Value::Bin(Bytes::from_static(&[1, 2]))),
             ("d", Value::Timestamp(Timestamp::from_millis(0))),
-            ("d2", Value::Timestamp(Timestamp::from_millis(1_700_000_000_123))),
+            (
+                "d2",
+                Value::Timestamp(Timestamp::from_millis(1_700_000_000_123))
+            ),
         ];
         assert_eq!(
             text(&v),
@@ -334,12 +354,25 @@ mod tests {
 
     #[test]
     fn parses_keeping_key_order() {
-        let v = from_slice(br#"{"z":1,"a":[true,null,1.0,-2,"x"],"m":{}}"#, &Limits::DEFAULT).ok();
+        let v = from_slice(
+            br#"{"z":1,"a":[true,null,1.0,-2,"x"],"m":{}}"#,
+            &Limits::DEFAULT,
+        )
+        .ok();
         assert_eq!(
             v,
             Some(map![
                 ("z", 1i64),
-                ("a", Value::Array(vec![true.into(), Value::Nil, 1i64.into(), (-2i64).into(), "x".into()])),
+                (
+                    "a",
+                    Value::Array(vec![
+                        true.into(),
+                        Value::Nil,
+                        1i64.into(),
+                        (-2i64).into(),
+                        "x".into()
+                    ])
+                ),
                 ("m", Value::map()),
             ])
         );
@@ -353,10 +386,16 @@ mod tests {
             map![("x", Value::Bin(Bytes::from_static(&[4])))],
         ]);
         let (s, att) = to_string_with_placeholders(&v);
-        assert_eq!(s, r#"["up",{"_placeholder":true,"num":0},{"x":{"_placeholder":true,"num":1}}]"#);
+        assert_eq!(
+            s,
+            r#"["up",{"_placeholder":true,"num":0},{"x":{"_placeholder":true,"num":1}}]"#
+        );
         assert_eq!(att.len(), 2);
         let att: Vec<Bytes> = att.into();
-        assert_eq!(from_str_with_attachments(&s, &att, &Limits::DEFAULT).ok(), Some(v));
+        assert_eq!(
+            from_str_with_attachments(&s, &att, &Limits::DEFAULT).ok(),
+            Some(v)
+        );
     }
 
     #[test]
@@ -365,10 +404,19 @@ mod tests {
         assert!(matches!(from_slice(b"{", &l), Err(DecodeError::Json(_))));
         assert!(matches!(from_slice(b"1 2", &l), Err(DecodeError::Json(_))));
         let deep = "[".repeat(100) + &"]".repeat(100);
-        assert!(matches!(from_slice(deep.as_bytes(), &l), Err(DecodeError::TooDeep { max: 64 })));
+        assert!(matches!(
+            from_slice(deep.as_bytes(), &l),
+            Err(DecodeError::TooDeep { max: 64 })
+        ));
         let r = from_str_with_attachments(r#"[{"_placeholder":true,"num":3}]"#, &[], &l);
-        assert!(matches!(r, Err(DecodeError::Placeholder { num: 3, count: 0 })));
+        assert!(matches!(
+            r,
+            Err(DecodeError::Placeholder { num: 3, count: 0 })
+        ));
         let small = Limits { max_size: 2, ..l };
-        assert!(matches!(from_slice(b"[1]", &small), Err(DecodeError::TooLarge { .. })));
+        assert!(matches!(
+            from_slice(b"[1]", &small),
+            Err(DecodeError::TooLarge { .. })
+        ));
     }
 }

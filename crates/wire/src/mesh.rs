@@ -3,11 +3,7 @@
 //! Discovery messages are msgpack maps. Peer frames are one kind byte (0 = Hello, 1 = Mesh)
 //! followed by msgpack: a Hello map, or one cluster-protocol message.
 
-use crate::{
-    ClusterMessage, DecodeError, Dialect, Limits, Value,
-    fields::Obj,
-    msgpack,
-};
+use crate::{ClusterMessage, DecodeError, Dialect, Limits, Value, fields::Obj, msgpack};
 
 /// One server in a discovery roster.
 #[derive(Clone, Debug, PartialEq, Eq)]

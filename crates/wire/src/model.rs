@@ -113,7 +113,9 @@ impl Flags {
 
     /// `volatile`: may be dropped if the client is not writable.
     pub fn volatile(&self) -> bool {
-        self.get("volatile").and_then(Value::as_bool).unwrap_or(false)
+        self.get("volatile")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     }
 
     /// `compress`: the per-message deflate hint, when set.
@@ -192,9 +194,17 @@ impl PacketObject {
         let nsp = obj.opt_string("nsp", "packet.nsp")?;
         let id = match obj.take("id") {
             None | Some(Value::Nil) => None,
-            Some(v) => Some(v.as_i64().ok_or(DecodeError::field("packet.id", "an integer"))?),
+            Some(v) => Some(
+                v.as_i64()
+                    .ok_or(DecodeError::field("packet.id", "an integer"))?,
+            ),
         };
-        Ok(PacketObject { kind, data, nsp, id })
+        Ok(PacketObject {
+            kind,
+            data,
+            nsp,
+            id,
+        })
     }
 }
 
@@ -310,7 +320,9 @@ impl Handshake {
             headers: obj.take("headers").unwrap_or(d.headers),
             time: string(obj.take("time"), "handshake.time")?,
             address: string(obj.take("address"), "handshake.address")?,
-            xdomain: obj.opt_bool("xdomain", "handshake.xdomain")?.unwrap_or(false),
+            xdomain: obj
+                .opt_bool("xdomain", "handshake.xdomain")?
+                .unwrap_or(false),
             secure: obj.opt_bool("secure", "handshake.secure")?.unwrap_or(false),
             issued: obj.take("issued").and_then(|v| v.as_i64()).unwrap_or(0),
             url: string(obj.take("url"), "handshake.url")?,

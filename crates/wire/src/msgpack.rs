@@ -440,7 +440,10 @@ mod tests {
         check(Value::Int(1 << 40), "cf0000010000000000");
         check(Value::Float(1.5), "cb3ff8000000000000");
         check(Value::Timestamp(Timestamp::from_millis(0)), "d6ff00000000");
-        check(Value::Timestamp(Timestamp::from_millis(1_700_000_000_123)), "d7ff1d5353006553f100");
+        check(
+            Value::Timestamp(Timestamp::from_millis(1_700_000_000_123)),
+            "d7ff1d5353006553f100",
+        );
         check(map![("a", 1i64)], "81a16101");
         check(Value::Bin(Bytes::from_static(&[1, 2])), "c4020102");
     }
@@ -465,18 +468,48 @@ mod tests {
     fn rejects_bad_input_without_allocating() {
         let limits = Limits::DEFAULT;
         // array32 claiming 4 billion items
-        assert!(matches!(from_slice(&[0xdd, 0xff, 0xff, 0xff, 0xff], &limits), Err(DecodeError::Truncated)));
+        assert!(matches!(
+            from_slice(&[0xdd, 0xff, 0xff, 0xff, 0xff], &limits),
+            Err(DecodeError::Truncated)
+        ));
         // bin32 claiming 4 GiB
-        assert!(matches!(from_slice(&[0xc6, 0xff, 0xff, 0xff, 0xff], &limits), Err(DecodeError::Truncated)));
-        assert!(matches!(from_slice(&[0xc1], &limits), Err(DecodeError::InvalidMarker(0xc1))));
-        assert!(matches!(from_slice(&[0xa1, 0xff], &limits), Err(DecodeError::InvalidUtf8)));
-        assert!(matches!(from_slice(&[0x01, 0x02], &limits), Err(DecodeError::TrailingBytes(1))));
-        assert!(matches!(from_slice(&[], &limits), Err(DecodeError::Truncated)));
+        assert!(matches!(
+            from_slice(&[0xc6, 0xff, 0xff, 0xff, 0xff], &limits),
+            Err(DecodeError::Truncated)
+        ));
+        assert!(matches!(
+            from_slice(&[0xc1], &limits),
+            Err(DecodeError::InvalidMarker(0xc1))
+        ));
+        assert!(matches!(
+            from_slice(&[0xa1, 0xff], &limits),
+            Err(DecodeError::InvalidUtf8)
+        ));
+        assert!(matches!(
+            from_slice(&[0x01, 0x02], &limits),
+            Err(DecodeError::TrailingBytes(1))
+        ));
+        assert!(matches!(
+            from_slice(&[], &limits),
+            Err(DecodeError::Truncated)
+        ));
         let deep = vec![0x91; 100_000];
-        assert!(matches!(from_slice(&deep, &limits), Err(DecodeError::TooDeep { .. })));
-        let small = Limits { max_size: 4, ..limits };
-        assert!(matches!(from_slice(&[0x94, 1, 2, 3, 4], &small), Err(DecodeError::TooLarge { .. })));
+        assert!(matches!(
+            from_slice(&deep, &limits),
+            Err(DecodeError::TooDeep { .. })
+        ));
+        let small = Limits {
+            max_size: 4,
+            ..limits
+        };
+        assert!(matches!(
+            from_slice(&[0x94, 1, 2, 3, 4], &small),
+            Err(DecodeError::TooLarge { .. })
+        ));
         // map with an array key
-        assert!(matches!(from_slice(&[0x81, 0x90, 0x01], &limits), Err(DecodeError::InvalidKey("array"))));
+        assert!(matches!(
+            from_slice(&[0x81, 0x90, 0x01], &limits),
+            Err(DecodeError::InvalidKey("array"))
+        ));
     }
 }

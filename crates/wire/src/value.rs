@@ -194,7 +194,10 @@ mod tests {
 
     #[test]
     fn has_binary_looks_deep() {
-        let v = Value::Array(vec![map![("a", Value::Array(vec![Value::Bin(Bytes::from_static(b"x"))]))]]);
+        let v = Value::Array(vec![map![(
+            "a",
+            Value::Array(vec![Value::Bin(Bytes::from_static(b"x"))])
+        )]]);
         assert!(v.has_binary());
         assert!(!map![("a", 1i64)].has_binary());
     }

@@ -181,13 +181,31 @@ mod tests {
             )
         };
         use SubscriptionMode::*;
-        assert_eq!(c.for_message(&bc(&["chat"], None), Dynamic), "socket.io#/#chat#");
+        assert_eq!(
+            c.for_message(&bc(&["chat"], None), Dynamic),
+            "socket.io#/#chat#"
+        );
         assert_eq!(c.for_message(&bc(&["chat"], None), Static), "socket.io#/#");
-        assert_eq!(c.for_message(&bc(&["chat"], Some("r")), Dynamic), "socket.io#/#");
-        assert_eq!(c.for_message(&bc(&["s1aaaaaaaaaaaaaaaaaa"], None), Dynamic), "socket.io#/#");
-        assert_eq!(c.for_message(&bc(&["s1aaaaaaaaaaaaaaaaaa"], None), DynamicPrivate), "socket.io#/#s1aaaaaaaaaaaaaaaaaa#");
-        assert_eq!(c.for_message(&bc(&["16charsocketid00"], None), Dynamic), "socket.io#/#16charsocketid00#");
-        assert_eq!(c.for_message(&bc(&["a", "b"], None), Dynamic), "socket.io#/#");
+        assert_eq!(
+            c.for_message(&bc(&["chat"], Some("r")), Dynamic),
+            "socket.io#/#"
+        );
+        assert_eq!(
+            c.for_message(&bc(&["s1aaaaaaaaaaaaaaaaaa"], None), Dynamic),
+            "socket.io#/#"
+        );
+        assert_eq!(
+            c.for_message(&bc(&["s1aaaaaaaaaaaaaaaaaa"], None), DynamicPrivate),
+            "socket.io#/#s1aaaaaaaaaaaaaaaaaa#"
+        );
+        assert_eq!(
+            c.for_message(&bc(&["16charsocketid00"], None), Dynamic),
+            "socket.io#/#16charsocketid00#"
+        );
+        assert_eq!(
+            c.for_message(&bc(&["a", "b"], None), Dynamic),
+            "socket.io#/#"
+        );
         assert_eq!(c.node("a329c19849ed2440"), "socket.io#/#a329c19849ed2440#");
     }
 }

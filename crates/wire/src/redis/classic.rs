@@ -42,7 +42,10 @@ impl ClassicBroadcast {
     /// Reads `[uid, packet, opts]`.
     pub fn from_value(value: Value) -> Result<Self, DecodeError> {
         let Value::Array(items) = value else {
-            return Err(DecodeError::field("broadcast", "an array [uid, packet, opts]"));
+            return Err(DecodeError::field(
+                "broadcast",
+                "an array [uid, packet, opts]",
+            ));
         };
         let [uid, packet, opts]: [Value; 3] = items
             .try_into()
@@ -174,8 +177,12 @@ impl RequestBody {
         match self {
             RequestBody::Sockets { .. } => RequestType::Sockets,
             RequestBody::AllRooms => RequestType::AllRooms,
-            RequestBody::RemoteJoin { .. } | RequestBody::LegacyJoin { .. } => RequestType::RemoteJoin,
-            RequestBody::RemoteLeave { .. } | RequestBody::LegacyLeave { .. } => RequestType::RemoteLeave,
+            RequestBody::RemoteJoin { .. } | RequestBody::LegacyJoin { .. } => {
+                RequestType::RemoteJoin
+            }
+            RequestBody::RemoteLeave { .. } | RequestBody::LegacyLeave { .. } => {
+                RequestType::RemoteLeave
+            }
             RequestBody::RemoteDisconnect { .. } | RequestBody::LegacyDisconnect { .. } => {
                 RequestType::RemoteDisconnect
             }
@@ -284,7 +291,9 @@ impl ClassicRequest {
                 opts: opts(&mut o)?,
                 close: o.opt_bool("close", "close")?.unwrap_or(false),
             },
-            5 => RequestBody::RemoteFetch { opts: opts(&mut o)? },
+            5 => RequestBody::RemoteFetch {
+                opts: opts(&mut o)?,
+            },
             6 => RequestBody::ServerSideEmit {
                 data: o.array("data", "data")?,
             },

@@ -7,4 +7,6 @@ mod channels;
 mod classic;
 
 pub use channels::{ClassicChannels, ShardedChannels, SubscriptionMode, looks_like_node_socket_id};
-pub use classic::{ClassicBroadcast, ClassicRequest, ClassicResponse, RequestBody, RequestType, ResponseBody};
+pub use classic::{
+    ClassicBroadcast, ClassicRequest, ClassicResponse, RequestBody, RequestType, ResponseBody,
+};
