@@ -1,1 +1,45 @@
-fn main() {}
+//! `cargo xtask`: the one entry point for chores of the Switchboard workspace.
+//!
+//! ```text
+//! cargo xtask ci      what CI runs: fmt --check, clippy -D warnings, every test
+//! cargo xtask tidy    the house rules (also a #[test], so plain `cargo test` enforces them)
+//! cargo xtask demo    the main job: for now the wire round-trip demo
+//! ```
+
+mod ci;
+mod demo;
+mod tidy;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("ci") => ci::run(),
+        Some("tidy") => {
+            let problems = tidy::check(&workspace_root());
+            for p in &problems {
+                eprintln!("tidy: {p}");
+            }
+            if problems.is_empty() {
+                eprintln!("tidy: ok");
+                Ok(())
+            } else {
+                bail!("{} house-rule violations", problems.len())
+            }
+        }
+        Some("demo") => demo::run(),
+        other => bail!(
+            "unknown task {other:?}\n\nusage: cargo xtask <task>\n  ci     fmt --check, clippy -D warnings, all tests (what CI runs)\n  tidy   check the house rules\n  demo   the wire round-trip demo"
+        ),
+    }
+}
+
+/// The workspace root (the parent of `xtask/`).
+pub(crate) fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}

@@ -16,7 +16,11 @@ fn payload(size: usize) -> Vec<Value> {
     // {seq, ts, pad}: what the benchmark harness emits
     vec![
         "tick".into(),
-        map![("seq", 12_345i64), ("ts", 1_795_312_827_606i64), ("pad", "x".repeat(size))],
+        map![
+            ("seq", 12_345i64),
+            ("ts", 1_795_312_827_606i64),
+            ("pad", "x".repeat(size))
+        ],
     ]
 }
 
@@ -42,19 +46,30 @@ fn codecs(c: &mut Criterion) {
         let json = m.to_json();
         let classic = ClassicBroadcast {
             uid: "P0Imza".into(),
-            packet: PacketObject { nsp: Some("/".into()), ..PacketObject::event(payload(size)) },
+            packet: PacketObject {
+                nsp: Some("/".into()),
+                ..PacketObject::event(payload(size))
+            },
             opts: Opts::to_rooms(vec![]),
         };
         let classic_bytes = classic.to_msgpack();
-        g.bench_function(BenchmarkId::new("encode", "cluster-msgpack"), |b| b.iter(|| black_box(&m).to_msgpack()));
-        g.bench_function(BenchmarkId::new("decode", "cluster-msgpack"), |b| {
-            b.iter(|| ClusterMessage::decode(black_box(&msgpack), Dialect::Cluster, &limits).unwrap())
+        g.bench_function(BenchmarkId::new("encode", "cluster-msgpack"), |b| {
+            b.iter(|| black_box(&m).to_msgpack())
         });
-        g.bench_function(BenchmarkId::new("encode", "cluster-json"), |b| b.iter(|| black_box(&m).to_json()));
+        g.bench_function(BenchmarkId::new("decode", "cluster-msgpack"), |b| {
+            b.iter(|| {
+                ClusterMessage::decode(black_box(&msgpack), Dialect::Cluster, &limits).unwrap()
+            })
+        });
+        g.bench_function(BenchmarkId::new("encode", "cluster-json"), |b| {
+            b.iter(|| black_box(&m).to_json())
+        });
         g.bench_function(BenchmarkId::new("decode", "cluster-json"), |b| {
             b.iter(|| ClusterMessage::decode(black_box(&json), Dialect::Cluster, &limits).unwrap())
         });
-        g.bench_function(BenchmarkId::new("encode", "classic-redis"), |b| b.iter(|| black_box(&classic).to_msgpack()));
+        g.bench_function(BenchmarkId::new("encode", "classic-redis"), |b| {
+            b.iter(|| black_box(&classic).to_msgpack())
+        });
         g.bench_function(BenchmarkId::new("decode", "classic-redis"), |b| {
             b.iter(|| ClassicBroadcast::from_msgpack(black_box(&classic_bytes), &limits).unwrap())
         });
