@@ -1,0 +1,89 @@
+//! Engine options, with the Node option names and defaults.
+
+use std::time::Duration;
+
+use switchboard_wire::Limits;
+
+/// Options of the cluster engine, shared by every transport.
+///
+/// Defaults are Node's: `requestsTimeout` 5000 ms, `heartbeatInterval` 5000 ms,
+/// `heartbeatTimeout` 10000 ms.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub(crate) requests_timeout: Duration,
+    pub(crate) heartbeat_interval: Duration,
+    pub(crate) heartbeat_timeout: Duration,
+    pub(crate) limits: Limits,
+    pub(crate) inbox_capacity: usize,
+    pub(crate) max_pending_requests: usize,
+    pub(crate) max_aliases: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            requests_timeout: Duration::from_millis(5000),
+            heartbeat_interval: Duration::from_millis(5000),
+            heartbeat_timeout: Duration::from_millis(10_000),
+            limits: Limits::DEFAULT,
+            inbox_capacity: 65_536,
+            max_pending_requests: 65_536,
+            max_aliases: 100_000,
+        }
+    }
+}
+
+impl Config {
+    /// Node's `requestsTimeout`: how long fetchSockets, allRooms and serverSideEmit wait for
+    /// answers (default 5 s).
+    pub fn requests_timeout(mut self, timeout: Duration) -> Self {
+        self.requests_timeout = timeout;
+        self
+    }
+
+    /// Node's `heartbeatInterval`: a HEARTBEAT is sent after this long without publishing
+    /// (default 5 s).
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self
+    }
+
+    /// Node's `heartbeatTimeout`: a node not heard from for this long is dead (default 10 s).
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.heartbeat_timeout = timeout;
+        self
+    }
+
+    /// Size and depth limits for decoding what other nodes send.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Messages queued per namespace before further ones are dropped and counted (default 65 536).
+    pub fn inbox_capacity(mut self, capacity: usize) -> Self {
+        self.inbox_capacity = capacity.max(1);
+        self
+    }
+
+    /// Requests awaiting answers per namespace before new ones fail (default 65 536).
+    pub fn max_pending_requests(mut self, max: usize) -> Self {
+        self.max_pending_requests = max.max(1);
+        self
+    }
+
+    /// The configured request timeout.
+    pub fn get_requests_timeout(&self) -> Duration {
+        self.requests_timeout
+    }
+
+    /// The configured heartbeat interval.
+    pub fn get_heartbeat_interval(&self) -> Duration {
+        self.heartbeat_interval
+    }
+
+    /// The configured heartbeat timeout.
+    pub fn get_heartbeat_timeout(&self) -> Duration {
+        self.heartbeat_timeout
+    }
+}

@@ -1,0 +1,140 @@
+//! The stream of a broadcast with acks: local acks merged with remote ones. It ends when every
+//! node counted its clients and every counted ack arrived, when the awaited nodes are gone, or at
+//! the deadline; never later.
+
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use futures_core::{FusedStream, Stream};
+use socketioxide_core::{
+    Sid,
+    adapter::{AckStreamItem, SocketEmitter},
+};
+use switchboard_wire::bridge::{self, ParserKind};
+use tokio::{sync::mpsc, time::Sleep};
+
+use super::requests::{AckEvent, Guard, Waiting};
+
+#[derive(Default)]
+struct NodeAcks {
+    count: Option<u64>,
+    received: u64,
+}
+
+pin_project_lite::pin_project! {
+    /// Acks of one broadcast, from local and remote clients.
+    ///
+    /// Remote acks carry no socket id in Node's protocol: they come with `Sid::ZERO`. Remote
+    /// clients that do not answer in time simply yield nothing.
+    pub struct AckStream<E: SocketEmitter> {
+        #[pin]
+        local: E::AckStream,
+        #[pin]
+        deadline: Sleep,
+        remote: Option<mpsc::UnboundedReceiver<AckEvent>>,
+        waiting: Waiting,
+        nodes: HashMap<String, NodeAcks>,
+        parser: ParserKind,
+        _guard: Option<Guard>,
+    }
+}
+
+impl<E: SocketEmitter> AckStream<E> {
+    pub(crate) fn new(
+        local: E::AckStream,
+        remote: Option<(Guard, mpsc::UnboundedReceiver<AckEvent>)>,
+        waiting: Waiting,
+        deadline: Sleep,
+        parser: ParserKind,
+    ) -> Self {
+        let (guard, rx) = match remote {
+            Some((g, rx)) if waiting.expected() > 0 => (Some(g), Some(rx)),
+            _ => (None, None),
+        };
+        AckStream {
+            local,
+            deadline,
+            remote: rx,
+            waiting,
+            nodes: HashMap::new(),
+            parser,
+            _guard: guard,
+        }
+    }
+}
+
+/// Whether every awaited node counted its clients and every counted ack arrived.
+fn remote_complete(waiting: &Waiting, nodes: &HashMap<String, NodeAcks>) -> bool {
+    let counted = |n: &NodeAcks| n.count.is_some_and(|c| n.received >= c);
+    match waiting {
+        Waiting::Nodes(set) => set.iter().all(|u| nodes.get(u).is_some_and(counted)),
+        Waiting::Count(c) => {
+            nodes.values().filter(|n| n.count.is_some()).count() >= *c
+                && nodes
+                    .values()
+                    .all(|n| n.count.is_none_or(|c| n.received >= c))
+        }
+    }
+}
+
+impl<E: SocketEmitter> Stream for AckStream<E> {
+    type Item = AckStreamItem<E::AckError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        if !this.local.is_terminated()
+            && let Poll::Ready(Some(item)) = this.local.as_mut().poll_next(cx)
+        {
+            return Poll::Ready(Some(item));
+        }
+        if let Some(rx) = this.remote.as_mut() {
+            loop {
+                if remote_complete(this.waiting, this.nodes) {
+                    *this.remote = None;
+                    break;
+                }
+                match rx.poll_recv(cx) {
+                    Poll::Ready(Some(AckEvent::Count { uid, count })) => {
+                        this.nodes.entry(uid).or_default().count = Some(count);
+                    }
+                    Poll::Ready(Some(AckEvent::Ack { uid, value })) => {
+                        this.nodes.entry(uid).or_default().received += 1;
+                        let value = bridge::ack_from_wire(&value, *this.parser);
+                        return Poll::Ready(Some((Sid::ZERO, Ok(value))));
+                    }
+                    Poll::Ready(Some(AckEvent::NodeGone { uid })) => {
+                        if let Waiting::Nodes(set) = this.waiting {
+                            set.remove(&uid);
+                        }
+                        this.nodes.remove(&uid);
+                    }
+                    Poll::Ready(None) => {
+                        *this.remote = None;
+                        break;
+                    }
+                    Poll::Pending => {
+                        if this.deadline.as_mut().poll(cx).is_ready() {
+                            *this.remote = None;
+                            break;
+                        }
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+        if this.local.is_terminated() {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl<E: SocketEmitter> FusedStream for AckStream<E> {
+    fn is_terminated(&self) -> bool {
+        self.remote.is_none() && self.local.is_terminated()
+    }
+}

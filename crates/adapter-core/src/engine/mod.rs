@@ -1,0 +1,711 @@
+//! The engine: socketioxide's `CoreAdapter` implemented once, over any [`Transport`].
+//!
+//! Semantics follow Node's `ClusterAdapterWithHeartbeat` (or plain `ClusterAdapter` when the
+//! transport counts subscribers): local delivery first and always, then one publish.
+
+mod ack_stream;
+mod incoming;
+mod nodes;
+mod requests;
+
+use std::{
+    collections::BTreeSet,
+    future::Future,
+    pin::Pin,
+    str::FromStr,
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use futures_core::future::BoxFuture;
+use socketioxide_core::{
+    Sid,
+    adapter::{
+        BroadcastOptions, CoreAdapter, CoreLocalAdapter, DefinedAdapter, RemoteSocketData, Room,
+        RoomParam, SocketEmitter, Spawnable,
+        errors::{AdapterError, BroadcastError},
+    },
+    packet::Packet,
+    parser::Parse,
+};
+use switchboard_wire::{
+    Body, ClusterMessage, Opts, SocketDetails, Value,
+    bridge::{self, ParserKind},
+};
+use tokio::{sync::mpsc, task::JoinHandle};
+
+pub use ack_stream::AckStream;
+use nodes::Nodes;
+use requests::{Collected, Reply, Requests, Waiting};
+
+use crate::{
+    Attach, ClusterState, Config, Error, Inbox, Link, Liveness, Partial, Transport, UidScope,
+    ids::Aliases,
+    state::{NamespaceOps, Registry},
+};
+
+/// The uid other Node adapters use for emitters, never counted as a server.
+const EMITTER_UID: &str = "emitter";
+
+fn random_hex() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// A cluster adapter for socketioxide over transport `T`.
+///
+/// Build the state with [`ClusterState::new`] and plug it in with
+/// `SocketIo::builder().with_adapter::<ClusterAdapter<_, T>>(state)`.
+pub struct ClusterAdapter<E, T: Transport> {
+    local: CoreLocalAdapter<E>,
+    transport: Arc<T>,
+    config: Config,
+    registry: Arc<Registry>,
+    nsp: String,
+    uid: String,
+    parser: ParserKind,
+    link: OnceLock<Arc<T::Link>>,
+    inbox: Mutex<Option<(Inbox, mpsc::Receiver<ClusterMessage>)>>,
+    nodes: Nodes,
+    requests: Arc<Requests>,
+    aliases: Aliases,
+    last_publish: Mutex<Instant>,
+    closed: AtomicBool,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// The future of [`CoreAdapter::init`]: await it, or let socketioxide spawn it.
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct InitRes(BoxFuture<'static, Result<(), Error>>);
+
+impl Future for InitRes {
+    type Output = Result<(), Error>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl Spawnable for InitRes {
+    fn spawn(self) {
+        tokio::spawn(async move {
+            if let Err(e) = self.0.await {
+                tracing::error!("could not initialise the cluster adapter: {e}");
+            }
+        });
+    }
+}
+
+impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
+    /// This node's uid for the namespace, as other nodes see it.
+    pub fn uid(&self) -> &str {
+        &self.uid
+    }
+
+    /// Requests (fetchSockets, serverSideEmit, broadcasts with acks) still awaiting answers: they
+    /// are removed on completion, timeout or when their caller gives up.
+    pub fn pending_requests(&self) -> usize {
+        self.requests.len()
+    }
+
+    fn link(&self) -> Result<&Arc<T::Link>, Error> {
+        self.link.get().ok_or(Error::Closed)
+    }
+
+    fn liveness(&self) -> Liveness {
+        self.link
+            .get()
+            .map_or(Liveness::Heartbeat, |l| l.liveness())
+    }
+
+    fn publish(&self, body: Body) -> Result<(), Error> {
+        let link = self.link()?;
+        *self.last_publish.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        link.publish(ClusterMessage::new(&self.uid, &self.nsp, body))?;
+        Ok(())
+    }
+
+    fn respond(&self, to: &str, body: Body) {
+        if let Ok(link) = self.link()
+            && let Err(e) = link.publish_to(to, ClusterMessage::new(&self.uid, &self.nsp, body))
+        {
+            tracing::debug!(nsp = %self.nsp, to, "could not send a response: {e}");
+        }
+    }
+
+    /// Who must answer a request sent now.
+    async fn waiting(&self) -> Result<Waiting, Error> {
+        match self.liveness() {
+            Liveness::Heartbeat => Ok(Waiting::Nodes(self.nodes.alive())),
+            Liveness::Subscribers => {
+                let count = self.link()?.server_count().await?;
+                Ok(Waiting::Count(count.saturating_sub(1)))
+            }
+        }
+    }
+
+    /// Whether `opts` target one socket on another node (a socket from fetchSockets).
+    fn remote_target(&self, opts: &BroadcastOptions) -> bool {
+        opts.server_id.is_some_and(|u| u != self.local.server_id())
+    }
+
+    /// Wire options for socketioxide's, with aliases mapped back to the original ids.
+    fn wire_opts(&self, opts: &BroadcastOptions, timeout: Option<Duration>) -> Opts {
+        let mut wire = bridge::opts_to_wire(opts, timeout);
+        if let Some(sid) = opts.sid {
+            let original = self.aliases.original_sid(sid);
+            let own = sid.to_string();
+            for r in wire.rooms.iter_mut().chain(wire.except.iter_mut()) {
+                if *r == own {
+                    r.clone_from(&original);
+                }
+            }
+        }
+        wire
+    }
+
+    /// socketioxide does not put a socket in the room named by its id, as Node does; Node peers
+    /// target single sockets that way. Registers such rooms for local sockets named in `rooms`
+    /// (they go away with the socket, in `del_all`).
+    fn ensure_sid_rooms<'a>(&self, rooms: impl Iterator<Item = &'a str>) {
+        for room in rooms {
+            let Ok(sid) = Sid::from_str(room) else {
+                continue;
+            };
+            let exists = !self
+                .local
+                .fetch_sockets(BroadcastOptions::new(sid))
+                .is_empty();
+            if exists && !self.local.socket_rooms(sid).iter().any(|r| r == room) {
+                self.local.add_all(sid, [room.to_owned()]);
+            }
+        }
+    }
+
+    fn ensure_sid_rooms_of(&self, opts: &BroadcastOptions) {
+        self.ensure_sid_rooms(
+            opts.rooms
+                .iter()
+                .chain(opts.except.iter())
+                .map(|r| r.as_ref()),
+        );
+    }
+
+    /// The local sockets matching `opts`, as Node's FETCH_SOCKETS_RESPONSE describes them.
+    fn local_details(&self, opts: BroadcastOptions) -> Vec<SocketDetails> {
+        self.local
+            .fetch_sockets(opts)
+            .into_iter()
+            .map(|s| {
+                let id = s.id.to_string();
+                let mut rooms: BTreeSet<String> = self
+                    .local
+                    .socket_rooms(s.id)
+                    .into_iter()
+                    .map(|r| r.to_string())
+                    .collect();
+                rooms.remove(&id);
+                let mut list = vec![id.clone()];
+                list.extend(rooms);
+                SocketDetails {
+                    id,
+                    handshake: switchboard_wire::Handshake::default(),
+                    rooms: list,
+                    data: Value::map(),
+                }
+            })
+            .collect()
+    }
+
+    /// Sends a request and collects one reply per awaited node.
+    async fn request(
+        &self,
+        body: impl FnOnce(String) -> Body,
+        timeout: Duration,
+    ) -> Result<Collected, Error> {
+        let waiting = self.waiting().await?;
+        if waiting.expected() == 0 {
+            return Ok(Collected {
+                replies: Vec::new(),
+                expected: 0,
+                complete: true,
+            });
+        }
+        let id = random_hex();
+        let (guard, done) = self.requests.collect(&id, waiting)?;
+        self.publish(body(id.clone()))?;
+        let _ = tokio::time::timeout(timeout, done).await;
+        let collected = self.requests.take(&id);
+        drop(guard);
+        Ok(collected)
+    }
+
+    /// Remote sockets matching `opts`: `Ok` when every node answered, `Err` with what arrived.
+    async fn fetch_remote(
+        &self,
+        opts: &BroadcastOptions,
+    ) -> Result<
+        Result<Vec<(String, SocketDetails)>, (Vec<(String, SocketDetails)>, usize, usize)>,
+        Error,
+    > {
+        let timeout = self.config.requests_timeout;
+        let wire = self.wire_opts(opts, Some(timeout));
+        let collected = self
+            .request(
+                |id| Body::FetchSockets {
+                    opts: wire,
+                    request_id: id,
+                },
+                timeout,
+            )
+            .await?;
+        let answered = collected.replies.len();
+        let sockets: Vec<(String, SocketDetails)> = collected
+            .replies
+            .into_iter()
+            .flat_map(|(uid, reply)| match reply {
+                Reply::Sockets(s) => s.into_iter().map(|d| (uid.clone(), d)).collect(),
+                Reply::Value(_) => Vec::new(),
+            })
+            .collect();
+        Ok(if collected.complete {
+            Ok(sockets)
+        } else {
+            Err((sockets, answered, collected.expected))
+        })
+    }
+
+    fn to_remote_data(&self, uid: &str, details: &SocketDetails) -> RemoteSocketData {
+        RemoteSocketData {
+            id: self.aliases.sid(&details.id, uid),
+            server_id: self.aliases.uid(uid),
+            ns: self.local.path().clone(),
+        }
+    }
+
+    fn node_gone(&self, uid: &str) {
+        tracing::debug!(nsp = %self.nsp, uid, "node gone");
+        self.requests.node_gone(uid);
+        self.aliases.forget_node(uid);
+    }
+
+    fn start(self: &Arc<Self>, rx: mpsc::Receiver<ClusterMessage>) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        let weak = Arc::downgrade(self);
+        tasks.push(tokio::spawn(async move {
+            let mut rx = rx;
+            while let Some(message) = rx.recv().await {
+                let Some(adapter) = weak.upgrade() else { break };
+                adapter.handle(message);
+            }
+        }));
+        if self.liveness() == Liveness::Heartbeat {
+            let weak = Arc::downgrade(self);
+            let interval = self.config.heartbeat_interval;
+            let timeout = self.config.heartbeat_timeout;
+            let tick = (interval / 2)
+                .min(timeout / 4)
+                .min(Duration::from_secs(1))
+                .max(Duration::from_millis(5));
+            tasks.push(tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(tick);
+                loop {
+                    ticker.tick().await;
+                    let Some(adapter) = weak.upgrade() else { break };
+                    let idle = adapter
+                        .last_publish
+                        .lock()
+                        .map(|t| t.elapsed())
+                        .unwrap_or_default();
+                    if idle >= interval {
+                        let _ = adapter.publish(Body::Heartbeat);
+                    }
+                    for dead in adapter.nodes.prune(timeout) {
+                        adapter.node_gone(&dead);
+                    }
+                }
+            }));
+        }
+    }
+}
+
+impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for ClusterAdapter<E, T> {
+    type Error = Error;
+    type State = ClusterState<T>;
+    type AckStream = AckStream<E>;
+    type InitRes = InitRes;
+
+    fn new(state: &Self::State, local: CoreLocalAdapter<E>) -> Self {
+        let uid = match state.transport.uid_scope() {
+            UidScope::PerNamespace => random_hex(),
+            UidScope::Process(uid) => uid,
+        };
+        let parser = local
+            .parser()
+            .encode_value(&0u8, Some("probe"))
+            .map(|v| ParserKind::of(&v))
+            .unwrap_or_default();
+        let (inbox, rx) = Inbox::new(state.config.inbox_capacity);
+        ClusterAdapter {
+            nsp: local.path().to_string(),
+            local,
+            transport: state.transport.clone(),
+            config: state.config.clone(),
+            registry: state.registry.clone(),
+            uid,
+            parser,
+            link: OnceLock::new(),
+            inbox: Mutex::new(Some((inbox, rx))),
+            nodes: Nodes::default(),
+            requests: Requests::new(state.config.max_pending_requests),
+            aliases: Aliases::new(state.config.max_aliases),
+            last_publish: Mutex::new(Instant::now()),
+            closed: AtomicBool::new(false),
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn init(self: Arc<Self>, on_success: impl FnOnce() + Send + 'static) -> Self::InitRes {
+        InitRes(Box::pin(async move {
+            let taken = self.inbox.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let Some((inbox, rx)) = taken else {
+                return Err(Error::Closed);
+            };
+            let link = self
+                .transport
+                .attach(Attach {
+                    nsp: self.nsp.clone(),
+                    uid: self.uid.clone(),
+                    inbox,
+                })
+                .await?;
+            let _ = self.link.set(Arc::new(link));
+            self.start(rx);
+            if self.liveness() == Liveness::Heartbeat {
+                self.publish(Body::InitialHeartbeat)?;
+            }
+            let ops: Arc<dyn NamespaceOps> = self.clone();
+            self.registry.register(&self.nsp, Arc::downgrade(&ops));
+            on_success();
+            Ok(())
+        }))
+    }
+
+    fn close(&self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        // All the work happens here, not in the future: socketioxide may poll it only once.
+        if !self.closed.swap(true, Ordering::SeqCst) {
+            if self.liveness() == Liveness::Heartbeat {
+                let _ = self.publish(Body::AdapterClose);
+            }
+            for task in self
+                .tasks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain(..)
+            {
+                task.abort();
+            }
+            self.registry.unregister(&self.nsp);
+            if let Some(link) = self.link.get().cloned() {
+                tokio::spawn(async move {
+                    if let Err(e) = link.close().await {
+                        tracing::debug!("closing the transport link: {e}");
+                    }
+                });
+            }
+        }
+        std::future::ready(Ok(()))
+    }
+
+    async fn server_count(&self) -> Result<u16, Self::Error> {
+        let count = match self.liveness() {
+            Liveness::Heartbeat => 1 + self.nodes.count(),
+            Liveness::Subscribers => self.link()?.server_count().await?.max(1),
+        };
+        Ok(u16::try_from(count).unwrap_or(u16::MAX))
+    }
+
+    async fn broadcast(
+        &self,
+        packet: Packet,
+        opts: BroadcastOptions,
+    ) -> Result<(), BroadcastError> {
+        let remote_target = self.remote_target(&opts);
+        let publish = !opts.is_local(self.local.server_id());
+        // convert once for the wire, before the local delivery consumes the packet
+        let wire = if publish {
+            Some(bridge::packet_to_wire(&packet, &self.config.limits))
+        } else {
+            None
+        };
+        let local = if remote_target {
+            Ok(())
+        } else {
+            self.ensure_sid_rooms_of(&opts);
+            self.local.broadcast(packet, opts.clone())
+        };
+        if let Some(wire) = wire {
+            let sent = wire.map_err(Error::from).and_then(|packet| {
+                self.publish(Body::Broadcast {
+                    packet,
+                    request_id: None,
+                    opts: self.wire_opts(&opts, None),
+                })
+            });
+            if let Err(e) = sent {
+                local?;
+                return Err(BroadcastError::Adapter(AdapterError::from(e)));
+            }
+        }
+        local.map_err(BroadcastError::from)
+    }
+
+    async fn broadcast_with_ack(
+        &self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        timeout: Option<Duration>,
+    ) -> Result<Self::AckStream, Self::Error> {
+        let timeout = timeout.unwrap_or_else(|| self.local.ack_timeout());
+        let deadline = tokio::time::sleep(timeout);
+        let publish = !opts.is_local(self.local.server_id());
+        let wire = if publish {
+            Some(bridge::packet_to_wire(&packet, &self.config.limits)?)
+        } else {
+            None
+        };
+        let local = if self.remote_target(&opts) {
+            // no local socket is targeted: options without rooms, sid or flag match nobody
+            self.local
+                .broadcast_with_ack(packet, BroadcastOptions::default(), Some(timeout))
+                .0
+        } else {
+            self.ensure_sid_rooms_of(&opts);
+            self.local
+                .broadcast_with_ack(packet, opts.clone(), Some(timeout))
+                .0
+        };
+        let Some(packet) = wire else {
+            return Ok(AckStream::new(
+                local,
+                None,
+                Waiting::Count(0),
+                deadline,
+                self.parser,
+            ));
+        };
+        let waiting = match self.waiting().await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(nsp = %self.nsp, "broadcast with acks stays local: {e}");
+                return Ok(AckStream::new(
+                    local,
+                    None,
+                    Waiting::Count(0),
+                    deadline,
+                    self.parser,
+                ));
+            }
+        };
+        if waiting.expected() == 0 {
+            return Ok(AckStream::new(local, None, waiting, deadline, self.parser));
+        }
+        let id = random_hex();
+        let remote = self.requests.acks(&id)?;
+        self.publish(Body::Broadcast {
+            packet,
+            request_id: Some(id),
+            opts: self.wire_opts(&opts, Some(timeout)),
+        })?;
+        Ok(AckStream::new(
+            local,
+            Some(remote),
+            waiting,
+            deadline,
+            self.parser,
+        ))
+    }
+
+    async fn add_sockets(
+        &self,
+        opts: BroadcastOptions,
+        rooms: impl RoomParam,
+    ) -> Result<(), Self::Error> {
+        let rooms: Vec<Room> = rooms.into_room_iter().collect();
+        if !self.remote_target(&opts) {
+            self.ensure_sid_rooms_of(&opts);
+            self.local.add_sockets(opts.clone(), rooms.clone());
+        }
+        if !opts.is_local(self.local.server_id()) {
+            self.publish(Body::SocketsJoin {
+                opts: self.wire_opts(&opts, None),
+                rooms: rooms.iter().map(|r| r.to_string()).collect(),
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn del_sockets(
+        &self,
+        opts: BroadcastOptions,
+        rooms: impl RoomParam,
+    ) -> Result<(), Self::Error> {
+        let rooms: Vec<Room> = rooms.into_room_iter().collect();
+        if !self.remote_target(&opts) {
+            self.ensure_sid_rooms_of(&opts);
+            self.local.del_sockets(opts.clone(), rooms.clone());
+        }
+        if !opts.is_local(self.local.server_id()) {
+            self.publish(Body::SocketsLeave {
+                opts: self.wire_opts(&opts, None),
+                rooms: rooms.iter().map(|r| r.to_string()).collect(),
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn disconnect_socket(&self, opts: BroadcastOptions) -> Result<(), BroadcastError> {
+        let local = if self.remote_target(&opts) {
+            Ok(())
+        } else {
+            self.ensure_sid_rooms_of(&opts);
+            self.local.disconnect_socket(opts.clone())
+        };
+        if !opts.is_local(self.local.server_id())
+            && let Err(e) = self.publish(Body::DisconnectSockets {
+                opts: self.wire_opts(&opts, None),
+                close: Some(false),
+            })
+        {
+            local.map_err(BroadcastError::Socket)?;
+            return Err(BroadcastError::Adapter(AdapterError::from(e)));
+        }
+        local.map_err(BroadcastError::Socket)
+    }
+
+    async fn rooms(&self, opts: BroadcastOptions) -> Result<Vec<Room>, Self::Error> {
+        self.ensure_sid_rooms_of(&opts);
+        let mut rooms: BTreeSet<String> = self
+            .local
+            .rooms(opts.clone())
+            .into_iter()
+            .map(|r| r.to_string())
+            .collect();
+        if opts.is_local(self.local.server_id()) {
+            return Ok(rooms.into_iter().map(Room::from).collect());
+        }
+        match self.fetch_remote(&opts).await? {
+            Ok(sockets) => {
+                rooms.extend(sockets.into_iter().flat_map(|(_, s)| s.rooms));
+                Ok(rooms.into_iter().map(Room::from).collect())
+            }
+            Err((sockets, answered, expected)) => {
+                rooms.extend(sockets.into_iter().flat_map(|(_, s)| s.rooms));
+                Err(Error::Timeout {
+                    answered,
+                    expected,
+                    partial: Partial::Rooms(rooms.into_iter().collect()),
+                })
+            }
+        }
+    }
+
+    async fn fetch_sockets(
+        &self,
+        opts: BroadcastOptions,
+    ) -> Result<Vec<RemoteSocketData>, Self::Error> {
+        let remote_target = self.remote_target(&opts);
+        let mut sockets = if remote_target {
+            Vec::new()
+        } else {
+            self.ensure_sid_rooms_of(&opts);
+            self.local.fetch_sockets(opts.clone())
+        };
+        if opts.is_local(self.local.server_id()) {
+            return Ok(sockets);
+        }
+        match self.fetch_remote(&opts).await? {
+            Ok(remote) => {
+                sockets.extend(remote.iter().map(|(uid, d)| self.to_remote_data(uid, d)));
+                Ok(sockets)
+            }
+            Err((remote, answered, expected)) => {
+                sockets.extend(remote.iter().map(|(uid, d)| self.to_remote_data(uid, d)));
+                Err(Error::Timeout {
+                    answered,
+                    expected,
+                    partial: Partial::Sockets(sockets),
+                })
+            }
+        }
+    }
+
+    fn get_local(&self) -> &CoreLocalAdapter<E> {
+        &self.local
+    }
+}
+
+impl<E, T: Transport> DefinedAdapter for ClusterAdapter<E, T> {}
+
+impl<E: SocketEmitter, T: Transport> NamespaceOps for ClusterAdapter<E, T> {
+    fn server_side_emit(&self, packet: Vec<Value>) -> Result<(), Error> {
+        self.publish(Body::ServerSideEmit {
+            request_id: None,
+            packet,
+        })
+    }
+
+    fn server_side_emit_with_ack(
+        &self,
+        packet: Vec<Value>,
+    ) -> BoxFuture<'_, Result<Vec<Value>, Error>> {
+        Box::pin(async move {
+            let collected = self
+                .request(
+                    |id| Body::ServerSideEmit {
+                        request_id: Some(id),
+                        packet,
+                    },
+                    self.config.requests_timeout,
+                )
+                .await?;
+            let answered = collected.replies.len();
+            let replies: Vec<Value> = collected
+                .replies
+                .into_iter()
+                .filter_map(|(_, r)| match r {
+                    Reply::Value(v) => Some(v),
+                    Reply::Sockets(_) => None,
+                })
+                .collect();
+            if collected.complete {
+                Ok(replies)
+            } else {
+                Err(Error::Timeout {
+                    answered,
+                    expected: collected.expected,
+                    partial: Partial::Replies(replies),
+                })
+            }
+        })
+    }
+
+    fn count_servers(&self) -> BoxFuture<'_, Result<usize, Error>> {
+        Box::pin(async move { Ok(usize::from(CoreAdapter::server_count(self).await?)) })
+    }
+}
+
+impl<E, T: Transport> Drop for ClusterAdapter<E, T> {
+    fn drop(&mut self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! The Switchboard cluster engine: socketioxide's `CoreAdapter` implemented once for every
+//! transport, with the semantics of Node's `ClusterAdapterWithHeartbeat`.
+//!
+//! A transport (redis, mongo, mesh, cluster, or the [in-memory](memory) one here) only moves
+//! [`ClusterMessage`](switchboard_wire::ClusterMessage)s between nodes. Everything a user sees
+//! lives here: broadcasts (local delivery first, always; publishes pipelined), broadcasts with
+//! acks, fetchSockets, allRooms, socketsJoin/Leave, disconnectSockets, serverSideEmit with and
+//! without acks ([`ServerSide`]), server count and node liveness, request timeouts, and the
+//! mapping of Node's 20-character socket ids to socketioxide's 16-character ones.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use socketioxide::{SocketIo, extract::SocketRef};
+//! use switchboard_adapter_core::{ClusterAdapter, ClusterState, Config, memory::{MemoryHub, MemoryTransport}};
+//!
+//! type Adapter = ClusterAdapter<socketioxide::adapter::Emitter, MemoryTransport>;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let hub = MemoryHub::new();
+//! let state = ClusterState::new(hub.transport(), Config::default());
+//! let server_side = state.server_side();
+//! let (layer, io) = SocketIo::builder().with_adapter::<Adapter>(state).build_layer();
+//! io.ns("/", async |socket: SocketRef<Adapter>| {
+//!     socket.join("room1");
+//! })
+//! .await?;
+//! // to every client of every server in room1
+//! io.to("room1").emit("news", &"hello").await?;
+//! // to the other servers themselves
+//! server_side.of("/").emit("refresh", &("now", 1))?;
+//! # let _ = layer;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! | Feature | Default | Enables |
+//! |---|---|---|
+//! | `__test-support` | no | test plumbing for the transport crates (Socket.IO test client, conformance suite); outside semver |
+//!
+//! # MSRV
+//!
+//! Rust 1.94 (that of socketioxide 0.18).
+
+mod config;
+mod engine;
+mod error;
+mod ids;
+pub mod memory;
+mod state;
+#[cfg(feature = "__test-support")]
+#[doc(hidden)]
+pub mod testing;
+mod transport;
+
+pub use config::Config;
+pub use engine::{AckStream, ClusterAdapter, InitRes};
+pub use error::{Error, Partial};
+pub use state::{ClusterState, ServerEvent, ServerSide, ServerSideNamespace, from_value};
+pub use transport::{
+    Attach, Inbox, Link, Liveness, Transport, TransportError, TransportErrorKind, UidScope,
+};

@@ -1,0 +1,250 @@
+//! The adapter state the user builds (`SocketIo::builder().with_adapter::<A>(state)`), and the
+//! serverSideEmit handle it hands out: socketioxide's `CoreAdapter` has no such method.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{Arc, Mutex, Weak},
+};
+
+use futures_core::future::BoxFuture;
+use serde::{Serialize, de::DeserializeOwned};
+use switchboard_wire::{Limits, Value, json};
+
+use crate::{Config, Error, Transport};
+
+/// What the serverSideEmit handle needs of a namespace's adapter.
+pub(crate) trait NamespaceOps: Send + Sync {
+    fn server_side_emit(&self, packet: Vec<Value>) -> Result<(), Error>;
+    fn server_side_emit_with_ack(
+        &self,
+        packet: Vec<Value>,
+    ) -> BoxFuture<'_, Result<Vec<Value>, Error>>;
+    fn count_servers(&self) -> BoxFuture<'_, Result<usize, Error>>;
+}
+
+type Handler = Arc<dyn Fn(ServerEvent) -> BoxFuture<'static, ()> + Send + Sync>;
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    namespaces: Mutex<HashMap<String, Weak<dyn NamespaceOps>>>,
+    handlers: Mutex<HashMap<(String, String), Handler>>,
+}
+
+impl Registry {
+    pub(crate) fn register(&self, nsp: &str, ops: Weak<dyn NamespaceOps>) {
+        self.namespaces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(nsp.to_owned(), ops);
+    }
+
+    pub(crate) fn unregister(&self, nsp: &str) {
+        self.namespaces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(nsp);
+    }
+
+    fn get(&self, nsp: &str) -> Option<Arc<dyn NamespaceOps>> {
+        self.namespaces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(nsp)
+            .and_then(Weak::upgrade)
+    }
+
+    pub(crate) fn handler(&self, nsp: &str, event: &str) -> Option<Handler> {
+        self.handlers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(nsp.to_owned(), event.to_owned()))
+            .cloned()
+    }
+}
+
+/// The adapter state: a transport shared by every namespace, and the engine options.
+///
+/// Build one per server and pass it to `SocketIo::builder().with_adapter::<A>(state)`; keep a
+/// [`ServerSide`] handle from [`ClusterState::server_side`] to talk to the other servers.
+pub struct ClusterState<T: Transport> {
+    pub(crate) transport: Arc<T>,
+    pub(crate) config: Config,
+    pub(crate) registry: Arc<Registry>,
+}
+
+impl<T: Transport> ClusterState<T> {
+    /// A state over `transport` with `config`.
+    pub fn new(transport: T, config: Config) -> Self {
+        ClusterState {
+            transport: Arc::new(transport),
+            config,
+            registry: Arc::default(),
+        }
+    }
+
+    /// The serverSideEmit handle: emit to other servers, await their answers, handle their events.
+    pub fn server_side(&self) -> ServerSide {
+        ServerSide {
+            registry: self.registry.clone(),
+        }
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+}
+
+/// Talks to the other servers of the cluster (Node's `io.serverSideEmit` and
+/// `io.on("event", ...)` for events from other servers).
+#[derive(Clone)]
+pub struct ServerSide {
+    registry: Arc<Registry>,
+}
+
+impl ServerSide {
+    /// The handle for namespace `nsp` (e.g. `/`).
+    pub fn of(&self, nsp: impl Into<String>) -> ServerSideNamespace {
+        ServerSideNamespace {
+            registry: self.registry.clone(),
+            nsp: nsp.into(),
+        }
+    }
+}
+
+/// [`ServerSide`] for one namespace.
+#[derive(Clone)]
+pub struct ServerSideNamespace {
+    registry: Arc<Registry>,
+    nsp: String,
+}
+
+/// Arguments as a list: a value serialising to an array (a tuple, a `Vec`) is the list, anything
+/// else is one argument.
+fn to_args(args: &impl Serialize) -> Result<Vec<Value>, Error> {
+    let bytes = serde_json::to_vec(args)?;
+    match json::from_slice(&bytes, &Limits::DEFAULT)? {
+        Value::Array(items) => Ok(items),
+        other => Ok(vec![other]),
+    }
+}
+
+/// A wire value as `T` (binary as Node's JSON form `{"type":"Buffer","data":[..]}`).
+pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, Error> {
+    Ok(serde_json::from_slice(&json::to_vec(value))?)
+}
+
+impl ServerSideNamespace {
+    fn ops(&self) -> Result<Arc<dyn NamespaceOps>, Error> {
+        self.registry.get(&self.nsp).ok_or(Error::Closed)
+    }
+
+    /// Emits `event` with `args` to every other server, no answer expected.
+    pub fn emit(&self, event: &str, args: &impl Serialize) -> Result<(), Error> {
+        self.emit_values(event, to_args(args)?)
+    }
+
+    /// Emits `event` with wire values (binary preserved) to every other server.
+    pub fn emit_values(&self, event: &str, args: Vec<Value>) -> Result<(), Error> {
+        let mut packet = vec![Value::from(event)];
+        packet.extend(args);
+        self.ops()?.server_side_emit(packet)
+    }
+
+    /// Emits `event` and waits for one answer per other server (or `requestsTimeout`, then
+    /// [`Error::Timeout`] with the answers that arrived).
+    pub async fn emit_with_ack(
+        &self,
+        event: &str,
+        args: &impl Serialize,
+    ) -> Result<Vec<Value>, Error> {
+        let mut packet = vec![Value::from(event)];
+        packet.extend(to_args(args)?);
+        let ops = self.ops()?;
+        ops.server_side_emit_with_ack(packet).await
+    }
+
+    /// Number of servers in the cluster, this one included.
+    pub async fn server_count(&self) -> Result<usize, Error> {
+        let ops = self.ops()?;
+        ops.count_servers().await
+    }
+
+    /// Handles `event` sent by other servers (replaces a previous handler of the same event).
+    pub fn on<F, Fut>(&self, event: &str, handler: F)
+    where
+        F: Fn(ServerEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |e| Box::pin(handler(e)));
+        self.registry
+            .handlers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((self.nsp.clone(), event.to_owned()), handler);
+    }
+}
+
+/// Sends the answer to a serverSideEmit with ack.
+pub(crate) type Replier = Box<dyn FnOnce(Value) + Send>;
+
+/// An event another server sent with serverSideEmit.
+pub struct ServerEvent {
+    pub(crate) from: String,
+    pub(crate) event: String,
+    pub(crate) args: Vec<Value>,
+    pub(crate) reply: Option<Replier>,
+}
+
+impl std::fmt::Debug for ServerEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerEvent")
+            .field("from", &self.from)
+            .field("event", &self.event)
+            .field("args", &self.args)
+            .field("wants_reply", &self.reply.is_some())
+            .finish()
+    }
+}
+
+impl ServerEvent {
+    /// Uid of the sending server (`"emitter"` for emitters).
+    pub fn from(&self) -> &str {
+        &self.from
+    }
+
+    /// The event name.
+    pub fn event(&self) -> &str {
+        &self.event
+    }
+
+    /// The arguments, as sent.
+    pub fn args(&self) -> &[Value] {
+        &self.args
+    }
+
+    /// Argument `i` as `T`.
+    pub fn arg<T: DeserializeOwned>(&self, i: usize) -> Result<T, Error> {
+        from_value(self.args.get(i).unwrap_or(&Value::Nil))
+    }
+
+    /// Whether the sender waits for an answer.
+    pub fn wants_reply(&self) -> bool {
+        self.reply.is_some()
+    }
+
+    /// Answers the sender (the first answer only counts, as in Node).
+    pub fn reply(&mut self, value: &impl Serialize) -> Result<(), Error> {
+        let mut args = to_args(&(value,))?;
+        self.reply_value(args.pop().unwrap_or(Value::Nil));
+        Ok(())
+    }
+
+    /// Answers with a wire value.
+    pub fn reply_value(&mut self, value: Value) {
+        if let Some(reply) = self.reply.take() {
+            reply(value);
+        }
+    }
+}

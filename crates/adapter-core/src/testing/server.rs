@@ -1,0 +1,93 @@
+//! A socketioxide server with the cluster adapter on a free local port, and the small app every
+//! conformance test drives: clients join the rooms named in their auth, `relay` is re-broadcast
+//! with `socket.broadcast()`, `ping` is acknowledged with `pong`.
+
+use std::net::SocketAddr;
+
+use serde_json::Value as Json;
+use socketioxide::{
+    SocketIo,
+    adapter::Emitter,
+    extract::{AckSender, Data, SocketRef},
+};
+use tokio::net::TcpListener;
+
+use crate::{ClusterAdapter, ClusterState, ServerSide, Transport};
+
+/// The adapter type of test servers.
+pub type TestAdapter<T> = ClusterAdapter<Emitter, T>;
+
+/// A running test server.
+pub struct TestServer<T: Transport> {
+    /// Its socket.io handle.
+    pub io: SocketIo<TestAdapter<T>>,
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    /// Its serverSideEmit handle.
+    pub server_side: ServerSide,
+    /// Its transport (to crash it).
+    pub transport: T,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl<T: Transport> Drop for TestServer<T> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn on_connect<T: Transport>(socket: SocketRef<TestAdapter<T>>, Data(auth): Data<Json>) {
+    if let Some(rooms) = auth.get("rooms").and_then(Json::as_array) {
+        let rooms: Vec<String> = rooms
+            .iter()
+            .filter_map(|r| r.as_str().map(str::to_owned))
+            .collect();
+        socket.join(rooms);
+    }
+    socket.on(
+        "relay",
+        async |s: SocketRef<TestAdapter<T>>, Data(d): Data<Json>| {
+            let _ = s.broadcast().emit("relayed", &d).await;
+        },
+    );
+    socket.on("ping", async |ack: AckSender<TestAdapter<T>>| {
+        let _ = ack.send(&"pong");
+    });
+}
+
+/// Starts a server with namespaces `/`, `/admin` and the dynamic `/dyn/{id}`.
+pub async fn start<T: Transport + Clone>(transport: T, config: crate::Config) -> TestServer<T> {
+    let state = ClusterState::new(transport.clone(), config);
+    let server_side = state.server_side();
+    let (layer, io) = SocketIo::builder()
+        .with_adapter::<TestAdapter<T>>(state)
+        .max_buffer_size(1 << 20)
+        .build_layer();
+    for nsp in ["/", "/admin"] {
+        if let Err(e) = io.ns(nsp, on_connect::<T>).await {
+            panic!("namespace {nsp}: {e}");
+        }
+    }
+    if let Err(e) = io.dyn_ns("/dyn/{id}", on_connect::<T>) {
+        panic!("dynamic namespace: {e}");
+    }
+    let app = axum::Router::new().layer(layer);
+    let listener = match TcpListener::bind("127.0.0.1:0").await {
+        Ok(l) => l,
+        Err(e) => panic!("bind: {e}"),
+    };
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => panic!("local addr: {e}"),
+    };
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    TestServer {
+        io,
+        addr,
+        server_side,
+        transport,
+        task,
+    }
+}

@@ -1,0 +1,47 @@
+//! The conformance suite on the in-memory transport, in both liveness modes.
+
+use switchboard_adapter_core::{
+    Liveness,
+    memory::{MemoryHub, MemoryTransport},
+    testing::Backend,
+};
+
+/// Heartbeat liveness, like Node's `ClusterAdapterWithHeartbeat`.
+struct Heartbeats(MemoryHub);
+
+impl Backend for Heartbeats {
+    type Transport = MemoryTransport;
+    async fn cluster() -> Self {
+        Heartbeats(MemoryHub::new())
+    }
+    async fn transport(&self) -> MemoryTransport {
+        self.0.transport()
+    }
+    fn crash(&self, transport: &MemoryTransport) {
+        transport.crash();
+    }
+}
+
+/// Liveness from subscriber counts, like the redis adapters.
+struct Subscribers(MemoryHub);
+
+impl Backend for Subscribers {
+    type Transport = MemoryTransport;
+    async fn cluster() -> Self {
+        Subscribers(MemoryHub::new())
+    }
+    async fn transport(&self) -> MemoryTransport {
+        self.0.transport_with(Liveness::Subscribers)
+    }
+    fn crash(&self, transport: &MemoryTransport) {
+        transport.crash();
+    }
+}
+
+mod heartbeat {
+    switchboard_adapter_core::conformance_suite!(super::Heartbeats, crash);
+}
+
+mod subscribers {
+    switchboard_adapter_core::conformance_suite!(super::Subscribers, crash);
+}
