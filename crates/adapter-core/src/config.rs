@@ -17,6 +17,7 @@ pub struct Config {
     pub(crate) inbox_capacity: usize,
     pub(crate) max_pending_requests: usize,
     pub(crate) max_aliases: usize,
+    pub(crate) metrics: Option<crate::Metrics>,
 }
 
 impl Default for Config {
@@ -29,6 +30,7 @@ impl Default for Config {
             inbox_capacity: 65_536,
             max_pending_requests: 65_536,
             max_aliases: 100_000,
+            metrics: None,
         }
     }
 }
@@ -69,6 +71,13 @@ impl Config {
     /// Requests awaiting answers per namespace before new ones fail (default 65 536).
     pub fn max_pending_requests(mut self, max: usize) -> Self {
         self.max_pending_requests = max.max(1);
+        self
+    }
+
+    /// Records Prometheus metrics (feature `prometheus`).
+    #[cfg(feature = "prometheus")]
+    pub fn metrics(mut self, metrics: crate::Metrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 

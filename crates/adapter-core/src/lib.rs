@@ -38,6 +38,7 @@
 //!
 //! | Feature | Default | Enables |
 //! |---|---|---|
+//! | `prometheus` | no | [`Metrics`]: messages sent/received by type, bytes, request durations, nodes alive, drops (`socketio_<transport>_*`) |
 //! | `__test-support` | no | test plumbing for the transport crates (Socket.IO test client, conformance suite); outside semver |
 //!
 //! # MSRV
@@ -49,6 +50,10 @@ mod engine;
 mod error;
 mod ids;
 pub mod memory;
+#[cfg(feature = "prometheus")]
+mod metrics;
+#[cfg(not(feature = "prometheus"))]
+mod metrics_off;
 mod state;
 #[cfg(feature = "__test-support")]
 #[doc(hidden)]
@@ -58,6 +63,10 @@ mod transport;
 pub use config::Config;
 pub use engine::{AckStream, ClusterAdapter, InitRes};
 pub use error::{Error, Partial};
+#[cfg(feature = "prometheus")]
+pub use metrics::Metrics;
+#[cfg(not(feature = "prometheus"))]
+pub(crate) use metrics_off::Metrics;
 pub use state::{ClusterState, ServerEvent, ServerSide, ServerSideNamespace, from_value};
 pub use transport::{
     Attach, Inbox, Link, Liveness, Transport, TransportError, TransportErrorKind, UidScope,

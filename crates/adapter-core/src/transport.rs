@@ -91,15 +91,20 @@ impl TransportError {
 pub struct Inbox {
     tx: mpsc::Sender<ClusterMessage>,
     dropped: Arc<AtomicU64>,
+    metrics: Option<crate::Metrics>,
 }
 
 impl Inbox {
-    pub(crate) fn new(capacity: usize) -> (Self, mpsc::Receiver<ClusterMessage>) {
+    pub(crate) fn new(
+        capacity: usize,
+        metrics: Option<crate::Metrics>,
+    ) -> (Self, mpsc::Receiver<ClusterMessage>) {
         let (tx, rx) = mpsc::channel(capacity);
         (
             Inbox {
                 tx,
                 dropped: Arc::new(AtomicU64::new(0)),
+                metrics,
             },
             rx,
         )
@@ -112,6 +117,9 @@ impl Inbox {
             Ok(()) => true,
             Err(_) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
+                if let Some(m) = &self.metrics {
+                    m.dropped("inbox_full");
+                }
                 false
             }
         }
@@ -138,6 +146,9 @@ pub struct Attach {
     /// Where to deliver messages for this namespace (already filtered or not: the engine drops its
     /// own messages and other namespaces' again).
     pub inbox: Inbox,
+    /// Metrics to record wire sizes and dropped messages in, when configured.
+    #[cfg(feature = "prometheus")]
+    pub metrics: Option<crate::Metrics>,
 }
 
 /// A transport: one per process, shared by every namespace (held in the adapter state).
@@ -180,5 +191,25 @@ pub trait Link: Send + Sync + 'static {
     /// Unsubscribes the namespace. Called once, after the engine published its goodbye.
     fn close(&self) -> impl Future<Output = Result<(), TransportError>> + Send {
         std::future::ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_wire::Body;
+
+    #[test]
+    fn a_full_inbox_drops_and_counts() {
+        let (inbox, mut rx) = Inbox::new(1, None);
+        let m = || ClusterMessage::new("u", "/", Body::Heartbeat);
+        assert!(inbox.deliver(m()));
+        assert!(!inbox.deliver(m()));
+        assert_eq!(inbox.dropped(), 1);
+        assert!(rx.try_recv().is_ok());
+        drop(rx);
+        assert!(inbox.is_closed());
+        assert!(!inbox.deliver(m()));
+        assert_eq!(inbox.dropped(), 2);
     }
 }

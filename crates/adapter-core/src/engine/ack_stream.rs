@@ -38,6 +38,8 @@ pin_project_lite::pin_project! {
         waiting: Waiting,
         nodes: HashMap<String, NodeAcks>,
         parser: ParserKind,
+        // time to first remote ack, for the `broadcastWithAck` request metric
+        timer: Option<(crate::Metrics, std::time::Instant)>,
         _guard: Option<Guard>,
     }
 }
@@ -61,8 +63,14 @@ impl<E: SocketEmitter> AckStream<E> {
             waiting,
             nodes: HashMap::new(),
             parser,
+            timer: None,
             _guard: guard,
         }
+    }
+
+    pub(crate) fn timed(mut self, metrics: crate::Metrics) -> Self {
+        self.timer = Some((metrics, std::time::Instant::now()));
+        self
     }
 }
 
@@ -102,6 +110,9 @@ impl<E: SocketEmitter> Stream for AckStream<E> {
                     }
                     Poll::Ready(Some(AckEvent::Ack { uid, value })) => {
                         this.nodes.entry(uid).or_default().received += 1;
+                        if let Some((m, started)) = this.timer.take() {
+                            m.request("broadcastWithAck", started.elapsed().as_secs_f64());
+                        }
                         let value = bridge::ack_from_wire(&value, *this.parser);
                         return Poll::Ready(Some((Sid::ZERO, Ok(value))));
                     }

@@ -18,6 +18,9 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
         if message.nsp != self.nsp || message.uid == self.uid {
             return;
         }
+        if let Some(m) = self.metrics() {
+            m.received(message.message_type());
+        }
         let from = message.uid;
         if self.liveness() == Liveness::Heartbeat && from != EMITTER_UID {
             self.nodes.seen(&from);

@@ -120,18 +120,34 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
             .map_or(Liveness::Heartbeat, |l| l.liveness())
     }
 
+    fn metrics(&self) -> Option<&crate::Metrics> {
+        self.config.metrics.as_ref()
+    }
+
     fn publish(&self, body: Body) -> Result<(), Error> {
         let link = self.link()?;
+        let kind = body.message_type();
         *self.last_publish.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         link.publish(ClusterMessage::new(&self.uid, &self.nsp, body))?;
+        if let Some(m) = self.metrics() {
+            m.sent(kind);
+        }
         Ok(())
     }
 
     fn respond(&self, to: &str, body: Body) {
-        if let Ok(link) = self.link()
-            && let Err(e) = link.publish_to(to, ClusterMessage::new(&self.uid, &self.nsp, body))
+        let kind = body.message_type();
+        match self
+            .link()
+            .map(|l| l.publish_to(to, ClusterMessage::new(&self.uid, &self.nsp, body)))
         {
-            tracing::debug!(nsp = %self.nsp, to, "could not send a response: {e}");
+            Ok(Ok(())) => {
+                if let Some(m) = self.metrics() {
+                    m.sent(kind);
+                }
+            }
+            Ok(Err(e)) => tracing::debug!(nsp = %self.nsp, to, "could not send a response: {e}"),
+            Err(_) => {}
         }
     }
 
@@ -222,9 +238,11 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
     /// Sends a request and collects one reply per awaited node.
     async fn request(
         &self,
+        kind: &str,
         body: impl FnOnce(String) -> Body,
         timeout: Duration,
     ) -> Result<Collected, Error> {
+        let started = Instant::now();
         let waiting = self.waiting().await?;
         if waiting.expected() == 0 {
             return Ok(Collected {
@@ -239,12 +257,16 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
         let _ = tokio::time::timeout(timeout, done).await;
         let collected = self.requests.take(&id);
         drop(guard);
+        if let Some(m) = self.metrics() {
+            m.request(kind, started.elapsed().as_secs_f64());
+        }
         Ok(collected)
     }
 
     /// Remote sockets matching `opts`: `Ok` when every node answered, `Err` with what arrived.
     async fn fetch_remote(
         &self,
+        kind: &str,
         opts: &BroadcastOptions,
     ) -> Result<
         Result<Vec<(String, SocketDetails)>, (Vec<(String, SocketDetails)>, usize, usize)>,
@@ -254,6 +276,7 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
         let wire = self.wire_opts(opts, Some(timeout));
         let collected = self
             .request(
+                kind,
                 |id| Body::FetchSockets {
                     opts: wire,
                     request_id: id,
@@ -325,6 +348,9 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
                     for dead in adapter.nodes.prune(timeout) {
                         adapter.node_gone(&dead);
                     }
+                    if let Some(m) = adapter.metrics() {
+                        m.nodes(&adapter.nsp, adapter.nodes.count());
+                    }
                 }
             }));
         }
@@ -347,7 +373,7 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for ClusterAdapter<E, T> {
             .encode_value(&0u8, Some("probe"))
             .map(|v| ParserKind::of(&v))
             .unwrap_or_default();
-        let (inbox, rx) = Inbox::new(state.config.inbox_capacity);
+        let (inbox, rx) = Inbox::new(state.config.inbox_capacity, state.config.metrics.clone());
         ClusterAdapter {
             nsp: local.path().to_string(),
             local,
@@ -379,6 +405,8 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for ClusterAdapter<E, T> {
                     nsp: self.nsp.clone(),
                     uid: self.uid.clone(),
                     inbox,
+                    #[cfg(feature = "prometheus")]
+                    metrics: self.config.metrics.clone(),
                 })
                 .await?;
             let _ = self.link.set(Arc::new(link));
@@ -424,6 +452,9 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for ClusterAdapter<E, T> {
             Liveness::Heartbeat => 1 + self.nodes.count(),
             Liveness::Subscribers => self.link()?.server_count().await?.max(1),
         };
+        if let Some(m) = self.metrics() {
+            m.nodes(&self.nsp, count - 1);
+        }
         Ok(u16::try_from(count).unwrap_or(u16::MAX))
     }
 
@@ -519,13 +550,11 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for ClusterAdapter<E, T> {
             request_id: Some(id),
             opts: self.wire_opts(&opts, Some(timeout)),
         })?;
-        Ok(AckStream::new(
-            local,
-            Some(remote),
-            waiting,
-            deadline,
-            self.parser,
-        ))
+        let stream = AckStream::new(local, Some(remote), waiting, deadline, self.parser);
+        Ok(match self.metrics() {
+            Some(m) => stream.timed(m.clone()),
+            None => stream,
+        })
     }
 
     async fn add_sockets(
@@ -596,7 +625,7 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for ClusterAdapter<E, T> {
         if opts.is_local(self.local.server_id()) {
             return Ok(rooms.into_iter().map(Room::from).collect());
         }
-        match self.fetch_remote(&opts).await? {
+        match self.fetch_remote("allRooms", &opts).await? {
             Ok(sockets) => {
                 rooms.extend(sockets.into_iter().flat_map(|(_, s)| s.rooms));
                 Ok(rooms.into_iter().map(Room::from).collect())
@@ -626,7 +655,7 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for ClusterAdapter<E, T> {
         if opts.is_local(self.local.server_id()) {
             return Ok(sockets);
         }
-        match self.fetch_remote(&opts).await? {
+        match self.fetch_remote("fetchSockets", &opts).await? {
             Ok(remote) => {
                 sockets.extend(remote.iter().map(|(uid, d)| self.to_remote_data(uid, d)));
                 Ok(sockets)
@@ -664,6 +693,7 @@ impl<E: SocketEmitter, T: Transport> NamespaceOps for ClusterAdapter<E, T> {
         Box::pin(async move {
             let collected = self
                 .request(
+                    "serverSideEmit",
                     |id| Body::ServerSideEmit {
                         request_id: Some(id),
                         packet,

@@ -1,0 +1,312 @@
+//! The engine against a Node peer, at the message level: a raw peer on the in-memory bus sends
+//! exactly what Node's `ClusterAdapterWithHeartbeat` sends (6-character uid, 20-character socket
+//! ids, the "emitter" uid) and checks what comes back.
+
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard_adapter_core::{
+    Config,
+    memory::{MemoryHub, MemoryPeer, MemoryTransport},
+    testing::{TestClient, TestServer, start},
+};
+use switchboard_wire::{
+    Body, ClusterMessage, Handshake, MessageType, Opts, PacketObject, SocketDetails, Value,
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+const NODE_UID: &str = "NodeP1";
+const NODE_SID: &str = "huaItNCoU-pb6HbQAAAA";
+
+fn config() -> Config {
+    Config::default()
+        .heartbeat_interval(Duration::from_millis(100))
+        .heartbeat_timeout(Duration::from_millis(600))
+        .requests_timeout(Duration::from_secs(3))
+}
+
+async fn count(server: &TestServer<MemoryTransport>) -> usize {
+    server.server_side.of("/").server_count().await.unwrap_or(0)
+}
+
+async fn wait_count(server: &TestServer<MemoryTransport>, n: usize, peer: Option<&MemoryPeer>) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while count(server).await != n {
+        if let Some(p) = peer {
+            p.publish(Body::Heartbeat);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "server count never reached {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A Rust server, a Node peer that said hello, and a client on the Rust server.
+async fn setup() -> (
+    MemoryHub,
+    TestServer<MemoryTransport>,
+    MemoryPeer,
+    TestClient,
+) {
+    let hub = MemoryHub::new();
+    let server = start(hub.transport(), config()).await;
+    let mut peer = hub.peer("/", NODE_UID);
+    peer.publish(Body::InitialHeartbeat);
+    let hb = peer
+        .expect(WAIT, |m| m.message_type() == MessageType::Heartbeat)
+        .await;
+    assert!(hb.is_some(), "INITIAL_HEARTBEAT is answered with HEARTBEAT");
+    wait_count(&server, 2, Some(&peer)).await;
+    let client = TestClient::connect(
+        server.addr,
+        "/",
+        json!({"rooms": ["room1"]}),
+        Some(json!({"from": "rust"})),
+    )
+    .await
+    .expect("client");
+    (hub, server, peer, client)
+}
+
+fn node_socket() -> SocketDetails {
+    SocketDetails {
+        id: NODE_SID.into(),
+        handshake: Handshake::default(),
+        rooms: vec![NODE_SID.into(), "nroom".into()],
+        data: Value::map(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_sockets_get_aliases_and_operations_use_the_original_ids() {
+    let (_hub, server, mut peer, _client) = setup().await;
+    let io = server.io.clone();
+    let fetch = tokio::spawn(async move { io.fetch_sockets().await });
+    let request = peer
+        .expect(WAIT, |m| m.message_type() == MessageType::FetchSockets)
+        .await
+        .expect("FETCH_SOCKETS reaches the Node peer");
+    let Body::FetchSockets { request_id, .. } = request.body else {
+        panic!()
+    };
+    assert_eq!(request_id.len(), 16);
+    peer.publish_to(
+        &request.uid,
+        Body::FetchSocketsResponse {
+            request_id,
+            sockets: vec![node_socket()],
+        },
+    );
+    let sockets = fetch.await.expect("join").expect("fetch");
+    assert_eq!(sockets.len(), 2);
+    let remote = sockets
+        .into_iter()
+        .find(|s| s.data().id.as_str() != _client.sid())
+        .expect("the Node socket");
+    assert_eq!(
+        remote.data().id.as_str().len(),
+        16,
+        "an alias socketioxide accepts"
+    );
+    assert_ne!(remote.data().id.as_str(), &NODE_SID[..16]);
+
+    remote
+        .emit("direct", &1)
+        .await
+        .expect("emit to the Node socket");
+    let m = peer
+        .expect(WAIT, |m| m.message_type() == MessageType::Broadcast)
+        .await
+        .expect("broadcast");
+    let Body::Broadcast {
+        opts,
+        packet,
+        request_id: None,
+    } = m.body
+    else {
+        panic!("{m:?}")
+    };
+    assert_eq!(
+        opts.rooms,
+        vec![NODE_SID.to_owned()],
+        "the original id goes back on the wire"
+    );
+    assert!(opts.flags().expect_single_response());
+    assert_eq!(packet.data, vec![Value::from("direct"), Value::Int(1)]);
+
+    remote.join("vip").await.expect("join");
+    let m = peer
+        .expect(WAIT, |m| m.message_type() == MessageType::SocketsJoin)
+        .await
+        .expect("join");
+    let Body::SocketsJoin { opts, rooms } = m.body else {
+        panic!()
+    };
+    assert_eq!(
+        (opts.rooms, rooms),
+        (vec![NODE_SID.to_owned()], vec!["vip".to_owned()])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_requests_are_answered() {
+    let (_hub, server, mut peer, mut client) = setup().await;
+    let me = |m: &ClusterMessage| m.uid != NODE_UID;
+    // fetchSockets from Node: one answer, to the requester, with the socket's own room
+    peer.publish(Body::FetchSockets {
+        opts: Opts::to_rooms(vec![]),
+        request_id: "req1".into(),
+    });
+    let m = peer
+        .expect(WAIT, |m| {
+            me(m) && m.message_type() == MessageType::FetchSocketsResponse
+        })
+        .await
+        .expect("answer");
+    let Body::FetchSocketsResponse {
+        request_id,
+        sockets,
+    } = m.body
+    else {
+        panic!()
+    };
+    assert_eq!(request_id, "req1");
+    assert_eq!(sockets.len(), 1);
+    assert_eq!(sockets[0].id, client.sid());
+    assert_eq!(
+        sockets[0].rooms,
+        vec![client.sid().to_owned(), "room1".to_owned()]
+    );
+
+    // broadcast with acks from Node to a room nobody is in: the count, even 0
+    peer.publish(Body::Broadcast {
+        packet: PacketObject::event(vec!["ask".into()]),
+        request_id: Some("req2".into()),
+        opts: Opts::to_rooms(vec!["nobody".into()]),
+    });
+    let m = peer
+        .expect(WAIT, |m| {
+            m.message_type() == MessageType::BroadcastClientCount
+        })
+        .await
+        .expect("count");
+    assert!(
+        matches!(m.body, Body::BroadcastClientCount { ref request_id, client_count: 0 } if request_id == "req2")
+    );
+
+    // to everyone: count 1, then the client's ack (first argument only)
+    peer.publish(Body::Broadcast {
+        packet: PacketObject::event(vec!["ask".into(), Value::Int(5)]),
+        request_id: Some("req3".into()),
+        opts: Opts::to_rooms(vec![]),
+    });
+    let m = peer
+        .expect(WAIT, |m| {
+            m.message_type() == MessageType::BroadcastClientCount
+        })
+        .await
+        .expect("count");
+    assert!(matches!(
+        m.body,
+        Body::BroadcastClientCount {
+            client_count: 1,
+            ..
+        }
+    ));
+    let m = peer
+        .expect(WAIT, |m| m.message_type() == MessageType::BroadcastAck)
+        .await
+        .expect("ack");
+    let Body::BroadcastAck { request_id, packet } = m.body else {
+        panic!()
+    };
+    assert_eq!(request_id, "req3");
+    assert_eq!(packet, switchboard_wire::map![("from", "rust")]);
+    assert!(client.receives("ask", WAIT).await);
+
+    // serverSideEmit with ack from Node: the handler's answer goes back to the requester
+    server.server_side.of("/").on("hello", |mut e| async move {
+        let who: String = e.arg(0).unwrap_or_default();
+        let _ = e.reply(&format!("hi {who}"));
+    });
+    peer.publish(Body::ServerSideEmit {
+        request_id: Some("req4".into()),
+        packet: vec!["hello".into(), "node".into()],
+    });
+    let m = peer
+        .expect(WAIT, |m| {
+            m.message_type() == MessageType::ServerSideEmitResponse
+        })
+        .await
+        .expect("sse answer");
+    assert_eq!(
+        m.body,
+        Body::ServerSideEmitResponse {
+            request_id: "req4".into(),
+            packet: Value::from("hi node")
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_targets_rust_sockets_by_id_and_emitters_are_not_servers() {
+    let (hub, server, peer, mut client) = setup().await;
+    let sid = client.sid().to_owned();
+    peer.publish(Body::Broadcast {
+        packet: PacketObject::event(vec!["direct".into()]),
+        request_id: None,
+        opts: Opts::to_rooms(vec![sid.clone()]),
+    });
+    assert!(
+        client.receives("direct", WAIT).await,
+        "rooms: [sid] reaches the socket"
+    );
+    let mut excluded = Opts::to_rooms(vec![]);
+    excluded.except.push(sid.clone());
+    peer.publish(Body::Broadcast {
+        packet: PacketObject::event(vec!["not-me".into()]),
+        request_id: None,
+        opts: excluded,
+    });
+    // an emitter message after it: ordering shows "not-me" did not arrive
+    let emitter = hub.peer("/", "emitter");
+    emitter.publish(Body::Broadcast {
+        packet: PacketObject::event(vec!["from-emitter".into()]),
+        request_id: None,
+        opts: Opts::to_rooms(vec![]),
+    });
+    let e = client.event(WAIT).await.expect("event");
+    assert_eq!(e.name, "from-emitter", "except: [sid] excluded the socket");
+    assert_eq!(count(&server).await, 2, "the emitter is not a server");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_node_is_dead_after_the_heartbeat_timeout() {
+    let (_hub, server, peer, _client) = setup().await;
+    peer.vanish();
+    wait_count(&server, 1, None).await;
+    // a request now expects nobody and returns at once
+    let sockets = server.io.fetch_sockets().await.expect("fetch");
+    assert_eq!(sockets.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adapter_close_removes_a_node_at_once() {
+    // a heartbeat timeout far beyond the wait: only ADAPTER_CLOSE can remove the node in time
+    let hub = MemoryHub::new();
+    let server = start(
+        hub.transport(),
+        config().heartbeat_timeout(Duration::from_secs(60)),
+    )
+    .await;
+    let mut peer = hub.peer("/", NODE_UID);
+    peer.publish(Body::InitialHeartbeat);
+    peer.expect(WAIT, |m| m.message_type() == MessageType::Heartbeat)
+        .await
+        .expect("heartbeat");
+    wait_count(&server, 2, None).await;
+    peer.publish(Body::AdapterClose);
+    wait_count(&server, 1, None).await;
+}
