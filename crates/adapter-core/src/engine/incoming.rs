@@ -38,12 +38,7 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
                 opts,
             } => {
                 let local_opts = bridge::opts_from_wire(&opts);
-                self.ensure_sid_rooms(
-                    opts.rooms
-                        .iter()
-                        .chain(opts.except.iter())
-                        .map(String::as_str),
-                );
+                self.ensure_sid_rooms_wire(&opts);
                 let packet =
                     match bridge::packet_from_wire(&packet, self.local.path().clone(), self.parser)
                     {
@@ -101,43 +96,23 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
                 }
             }
             Body::SocketsJoin { opts, rooms } => {
-                self.ensure_sid_rooms(
-                    opts.rooms
-                        .iter()
-                        .chain(opts.except.iter())
-                        .map(String::as_str),
-                );
+                self.ensure_sid_rooms_wire(&opts);
                 self.local.add_sockets(bridge::opts_from_wire(&opts), rooms);
             }
             Body::SocketsLeave { opts, rooms } => {
-                self.ensure_sid_rooms(
-                    opts.rooms
-                        .iter()
-                        .chain(opts.except.iter())
-                        .map(String::as_str),
-                );
+                self.ensure_sid_rooms_wire(&opts);
                 self.local.del_sockets(bridge::opts_from_wire(&opts), rooms);
             }
             Body::DisconnectSockets { opts, .. } => {
                 // socketioxide's adapter API cannot close the underlying connection: `close` is
                 // honoured as a namespace disconnect.
-                self.ensure_sid_rooms(
-                    opts.rooms
-                        .iter()
-                        .chain(opts.except.iter())
-                        .map(String::as_str),
-                );
+                self.ensure_sid_rooms_wire(&opts);
                 if let Err(e) = self.local.disconnect_socket(bridge::opts_from_wire(&opts)) {
                     tracing::debug!(nsp = %self.nsp, "remote disconnect reached closed sockets: {e:?}");
                 }
             }
             Body::FetchSockets { opts, request_id } => {
-                self.ensure_sid_rooms(
-                    opts.rooms
-                        .iter()
-                        .chain(opts.except.iter())
-                        .map(String::as_str),
-                );
+                self.ensure_sid_rooms_wire(&opts);
                 let sockets = self.local_details(bridge::opts_from_wire(&opts));
                 self.respond(
                     &from,

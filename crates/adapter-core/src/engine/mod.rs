@@ -209,6 +209,44 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
         );
     }
 
+    /// socketsJoin (`join`) or socketsLeave: applied locally unless the target is one remote
+    /// socket, published unless local.
+    fn join_or_leave(
+        &self,
+        join: bool,
+        opts: BroadcastOptions,
+        rooms: Vec<Room>,
+    ) -> Result<(), Error> {
+        if !self.remote_target(&opts) {
+            self.ensure_sid_rooms_of(&opts);
+            if join {
+                self.local.add_sockets(opts.clone(), rooms.clone());
+            } else {
+                self.local.del_sockets(opts.clone(), rooms.clone());
+            }
+        }
+        if !opts.is_local(self.local.server_id()) {
+            let wire = self.wire_opts(&opts, None);
+            let rooms = rooms.iter().map(|r| r.to_string()).collect();
+            self.publish(if join {
+                Body::SocketsJoin { opts: wire, rooms }
+            } else {
+                Body::SocketsLeave { opts: wire, rooms }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// [`Self::ensure_sid_rooms`] for the rooms and except of received options.
+    fn ensure_sid_rooms_wire(&self, opts: &Opts) {
+        self.ensure_sid_rooms(
+            opts.rooms
+                .iter()
+                .chain(opts.except.iter())
+                .map(String::as_str),
+        );
+    }
+
     /// The local sockets matching `opts`, as Node's FETCH_SOCKETS_RESPONSE describes them.
     fn local_details(&self, opts: BroadcastOptions) -> Vec<SocketDetails> {
         self.local
@@ -562,18 +600,7 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for ClusterAdapter<E, T> {
         opts: BroadcastOptions,
         rooms: impl RoomParam,
     ) -> Result<(), Self::Error> {
-        let rooms: Vec<Room> = rooms.into_room_iter().collect();
-        if !self.remote_target(&opts) {
-            self.ensure_sid_rooms_of(&opts);
-            self.local.add_sockets(opts.clone(), rooms.clone());
-        }
-        if !opts.is_local(self.local.server_id()) {
-            self.publish(Body::SocketsJoin {
-                opts: self.wire_opts(&opts, None),
-                rooms: rooms.iter().map(|r| r.to_string()).collect(),
-            })?;
-        }
-        Ok(())
+        self.join_or_leave(true, opts, rooms.into_room_iter().collect())
     }
 
     async fn del_sockets(
@@ -581,18 +608,7 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for ClusterAdapter<E, T> {
         opts: BroadcastOptions,
         rooms: impl RoomParam,
     ) -> Result<(), Self::Error> {
-        let rooms: Vec<Room> = rooms.into_room_iter().collect();
-        if !self.remote_target(&opts) {
-            self.ensure_sid_rooms_of(&opts);
-            self.local.del_sockets(opts.clone(), rooms.clone());
-        }
-        if !opts.is_local(self.local.server_id()) {
-            self.publish(Body::SocketsLeave {
-                opts: self.wire_opts(&opts, None),
-                rooms: rooms.iter().map(|r| r.to_string()).collect(),
-            })?;
-        }
-        Ok(())
+        self.join_or_leave(false, opts, rooms.into_room_iter().collect())
     }
 
     async fn disconnect_socket(&self, opts: BroadcastOptions) -> Result<(), BroadcastError> {
