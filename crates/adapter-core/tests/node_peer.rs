@@ -310,3 +310,100 @@ async fn adapter_close_removes_a_node_at_once() {
     peer.publish(Body::AdapterClose);
     wait_count(&server, 1, None).await;
 }
+
+/// A Rust server whose requests would wait 30 s, a Node peer, and a client of the server: a
+/// request that completes within `WAIT` can only have been ended by the peer's death.
+async fn setup_long_requests() -> (
+    MemoryHub,
+    TestServer<MemoryTransport>,
+    MemoryPeer,
+    TestClient,
+) {
+    let hub = MemoryHub::new();
+    let server = start(
+        hub.transport(),
+        config().requests_timeout(Duration::from_secs(30)),
+    )
+    .await;
+    let mut peer = hub.peer("/", NODE_UID);
+    peer.publish(Body::InitialHeartbeat);
+    peer.expect(WAIT, |m| m.message_type() == MessageType::Heartbeat)
+        .await
+        .expect("heartbeat");
+    wait_count(&server, 2, Some(&peer)).await;
+    let client = TestClient::connect(server.addr, "/", json!({}), Some(json!({"from": "rust"})))
+        .await
+        .expect("client");
+    (hub, server, peer, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_dying_mid_request_ends_the_wait() {
+    let (_hub, server, mut peer, _client) = setup_long_requests().await;
+    let io = server.io.clone();
+    let fetch = tokio::spawn(async move { io.fetch_sockets().await });
+    // the peer gets the request, never answers, and dies
+    peer.expect(WAIT, |m| m.message_type() == MessageType::FetchSockets)
+        .await
+        .expect("request");
+    peer.vanish();
+    let sockets = tokio::time::timeout(WAIT, fetch)
+        .await
+        .expect("not the 30 s request timeout: the death ended it")
+        .expect("join")
+        .expect("complete without the dead node");
+    assert_eq!(sockets.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_dying_mid_ack_stream_ends_the_stream() {
+    use futures_util::StreamExt;
+    let (_hub, server, mut peer, _client) = setup_long_requests().await;
+    let stream = server
+        .io
+        .timeout(Duration::from_secs(30))
+        .emit_with_ack::<_, serde_json::Value>("ask", &1)
+        .await
+        .expect("emit");
+    let m = peer
+        .expect(WAIT, |m| m.message_type() == MessageType::Broadcast)
+        .await
+        .expect("request");
+    let Body::Broadcast {
+        request_id: Some(id),
+        ..
+    } = m.body
+    else {
+        panic!("{m:?}")
+    };
+    // two clients counted, one ack sent, then the node dies
+    peer.publish_to(
+        &m.uid,
+        Body::BroadcastClientCount {
+            request_id: id.clone(),
+            client_count: 2,
+        },
+    );
+    peer.publish_to(
+        &m.uid,
+        Body::BroadcastAck {
+            request_id: id,
+            packet: Value::from("one"),
+        },
+    );
+    // both are queued for the engine before the peer goes; its death is noticed a heartbeat
+    // timeout later
+    let collect = tokio::spawn(stream.collect::<Vec<_>>());
+    peer.vanish();
+    let acks = tokio::time::timeout(WAIT, collect)
+        .await
+        .expect("the stream ends at the death")
+        .expect("join");
+    let values: Vec<_> = acks.into_iter().filter_map(|(_, r)| r.ok()).collect();
+    assert_eq!(
+        values.len(),
+        2,
+        "the local client's ack and the one remote ack: {values:?}"
+    );
+    assert!(values.contains(&json!("one")));
+}
