@@ -31,9 +31,9 @@ pub enum Error {
     /// A packet could not be converted to or from the wire.
     #[error("wire: {0}")]
     Wire(#[from] switchboard_wire::DecodeError),
-    /// Arguments could not be serialised.
-    #[error("serialisation: {0}")]
-    Serialize(#[from] serde_json::Error),
+    /// Arguments could not be converted to or from wire values.
+    #[error("{0}")]
+    Convert(#[from] switchboard_wire::convert::ConvertError),
 }
 
 /// The results that arrived before a request timed out.

@@ -9,7 +9,7 @@ use std::{
 
 use futures_core::future::BoxFuture;
 use serde::{Serialize, de::DeserializeOwned};
-use switchboard_wire::{Limits, Value, json};
+use switchboard_wire::{Value, convert};
 
 use crate::{Config, Error, Transport};
 
@@ -120,19 +120,15 @@ pub struct ServerSideNamespace {
     nsp: String,
 }
 
-/// Arguments as a list: a value serialising to an array (a tuple, a `Vec`) is the list, anything
-/// else is one argument.
+/// Arguments as a list (binary stays binary): a tuple or `Vec` is the list, `()` none, anything
+/// else one argument.
 fn to_args(args: &impl Serialize) -> Result<Vec<Value>, Error> {
-    let bytes = serde_json::to_vec(args)?;
-    match json::from_slice(&bytes, &Limits::DEFAULT)? {
-        Value::Array(items) => Ok(items),
-        other => Ok(vec![other]),
-    }
+    Ok(convert::to_args(args)?)
 }
 
-/// A wire value as `T` (binary as Node's JSON form `{"type":"Buffer","data":[..]}`).
+/// A wire value as `T` (binary as bytes).
 pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, Error> {
-    Ok(serde_json::from_slice(&json::to_vec(value))?)
+    Ok(convert::from_value(value)?)
 }
 
 impl ServerSideNamespace {
@@ -236,8 +232,7 @@ impl ServerEvent {
 
     /// Answers the sender (the first answer only counts, as in Node).
     pub fn reply(&mut self, value: &impl Serialize) -> Result<(), Error> {
-        let mut args = to_args(&(value,))?;
-        self.reply_value(args.pop().unwrap_or(Value::Nil));
+        self.reply_value(convert::to_value(value)?);
         Ok(())
     }
 

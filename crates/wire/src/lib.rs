@@ -57,6 +57,7 @@
 
 pub mod bridge;
 mod cluster;
+pub mod convert;
 mod error;
 mod fields;
 pub mod json;

@@ -24,6 +24,15 @@ struct NodeAcks {
     received: u64,
 }
 
+/// Sums over every answer: what subscriber-counted transports go by, since some (classic redis)
+/// do not say which node a response comes from.
+#[derive(Default)]
+struct Totals {
+    counts: usize,
+    expected: u64,
+    received: u64,
+}
+
 pin_project_lite::pin_project! {
     /// Acks of one broadcast, from local and remote clients.
     ///
@@ -37,6 +46,7 @@ pin_project_lite::pin_project! {
         remote: Option<mpsc::UnboundedReceiver<AckEvent>>,
         waiting: Waiting,
         nodes: HashMap<String, NodeAcks>,
+        totals: Totals,
         parser: ParserKind,
         // time to first remote ack, for the `broadcastWithAck` request metric
         timer: Option<(crate::Metrics, std::time::Instant)>,
@@ -62,6 +72,7 @@ impl<E: SocketEmitter> AckStream<E> {
             remote: rx,
             waiting,
             nodes: HashMap::new(),
+            totals: Totals::default(),
             parser,
             timer: None,
             _guard: guard,
@@ -75,16 +86,11 @@ impl<E: SocketEmitter> AckStream<E> {
 }
 
 /// Whether every awaited node counted its clients and every counted ack arrived.
-fn remote_complete(waiting: &Waiting, nodes: &HashMap<String, NodeAcks>) -> bool {
+fn remote_complete(waiting: &Waiting, nodes: &HashMap<String, NodeAcks>, totals: &Totals) -> bool {
     let counted = |n: &NodeAcks| n.count.is_some_and(|c| n.received >= c);
     match waiting {
         Waiting::Nodes(set) => set.iter().all(|u| nodes.get(u).is_some_and(counted)),
-        Waiting::Count(c) => {
-            nodes.values().filter(|n| n.count.is_some()).count() >= *c
-                && nodes
-                    .values()
-                    .all(|n| n.count.is_none_or(|c| n.received >= c))
-        }
+        Waiting::Count(c) => totals.counts >= *c && totals.received >= totals.expected,
     }
 }
 
@@ -100,16 +106,19 @@ impl<E: SocketEmitter> Stream for AckStream<E> {
         }
         if let Some(rx) = this.remote.as_mut() {
             loop {
-                if remote_complete(this.waiting, this.nodes) {
+                if remote_complete(this.waiting, this.nodes, this.totals) {
                     *this.remote = None;
                     break;
                 }
                 match rx.poll_recv(cx) {
                     Poll::Ready(Some(AckEvent::Count { uid, count })) => {
                         this.nodes.entry(uid).or_default().count = Some(count);
+                        this.totals.counts += 1;
+                        this.totals.expected += count;
                     }
                     Poll::Ready(Some(AckEvent::Ack { uid, value })) => {
                         this.nodes.entry(uid).or_default().received += 1;
+                        this.totals.received += 1;
                         if let Some((m, started)) = this.timer.take() {
                             m.request("broadcastWithAck", started.elapsed().as_secs_f64());
                         }
