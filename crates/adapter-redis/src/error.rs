@@ -1,0 +1,10 @@
+//! Errors of setting up a redis transport.
+
+/// Why a [`RedisTransport`](crate::RedisTransport) could not be created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisError {
+    /// The redis client failed (bad URL, unreachable server).
+    #[error("redis: {0}")]
+    Redis(#[from] fred::error::Error),
+}

@@ -1,0 +1,80 @@
+//! Options of the redis transports, with the Node option names and defaults.
+
+/// Which Node adapter to be compatible with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mode {
+    /// `createAdapter`: PUBLISH / PSUBSCRIBE, the classic protocol.
+    Classic {
+        /// Node's `publishOnSpecificResponseChannel`: answer on `P-response#N#<uid>#` instead of
+        /// the shared `P-response#N#` (default false; both are always listened to).
+        publish_on_specific_response_channel: bool,
+    },
+    /// `createShardedAdapter` in `static` subscription mode: SPUBLISH / SSUBSCRIBE, the cluster
+    /// protocol. Node's default `dynamic` mode needs room join/leave hooks socketioxide does not
+    /// have: a Node peer in dynamic mode is detected at start and refused with an error.
+    Sharded,
+}
+
+/// Options of a [`RedisTransport`](crate::RedisTransport).
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    pub(crate) mode: Mode,
+    pub(crate) key: String,
+    pub(crate) queue_capacity: usize,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions {
+            mode: Mode::Classic {
+                publish_on_specific_response_channel: false,
+            },
+            key: "socket.io".into(),
+            queue_capacity: 65_536,
+        }
+    }
+}
+
+impl RedisOptions {
+    /// Classic mode (Node's `createAdapter`), the default.
+    pub fn classic() -> Self {
+        Self::default()
+    }
+
+    /// Sharded mode (Node's `createShardedAdapter` with `subscriptionMode: "static"`).
+    pub fn sharded() -> Self {
+        RedisOptions {
+            mode: Mode::Sharded,
+            ..Self::default()
+        }
+    }
+
+    /// The key prefix: Node's `key` (classic) or `channelPrefix` (sharded), default `socket.io`.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = key.into();
+        self
+    }
+
+    /// Node's `publishOnSpecificResponseChannel` (classic mode only).
+    pub fn publish_on_specific_response_channel(mut self, yes: bool) -> Self {
+        if let Mode::Classic {
+            publish_on_specific_response_channel,
+        } = &mut self.mode
+        {
+            *publish_on_specific_response_channel = yes;
+        }
+        self
+    }
+
+    /// Messages queued for publishing before further ones are refused (default 65 536).
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> &Mode {
+        &self.mode
+    }
+}

@@ -1,0 +1,525 @@
+//! The redis transport: one publishing client and one subscriber client per server, shared by
+//! every namespace. Publishes go through a bounded queue to a writer task that pipelines them;
+//! one dispatcher task routes what the subscriber receives to the namespaces.
+
+use std::{
+    sync::{Arc, Mutex, RwLock},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use fred::{
+    clients::SubscriberClient,
+    prelude::{
+        Builder, ClientLike, ClusterInterface, Config, EventInterface, PubsubInterface,
+        ReconnectPolicy,
+    },
+    types::Value as RedisValue,
+};
+use switchboard_adapter_core::{
+    Attach, Inbox, Link, Liveness, Transport, TransportError, TransportErrorKind,
+};
+use switchboard_wire::{
+    ClusterMessage, Dialect, Limits,
+    redis::{ClassicChannels, ShardedChannels},
+};
+use tokio::{
+    sync::{broadcast::error::RecvError, mpsc},
+    task::JoinHandle,
+};
+
+use crate::{
+    Mode, RedisError, RedisOptions,
+    classic::{Classic, Out, Shapes},
+};
+
+/// A payload waiting to be published.
+struct Outgoing {
+    channel: String,
+    payload: Bytes,
+    sharded: bool,
+}
+
+/// How a namespace speaks.
+enum Protocol {
+    Classic(Classic),
+    Sharded(ShardedChannels),
+}
+
+struct Namespace {
+    nsp: String,
+    uid: String,
+    inbox: Inbox,
+    protocol: Protocol,
+    shapes: Mutex<Shapes>,
+}
+
+impl Namespace {
+    /// Whether a message on `channel` is for this namespace.
+    fn owns(&self, channel: &str) -> bool {
+        match &self.protocol {
+            Protocol::Classic(c) => {
+                channel == c.channels.request()
+                    || channel.starts_with(c.channels.response())
+                    || channel.starts_with(c.channels.broadcast())
+            }
+            Protocol::Sharded(s) => channel == s.main() || channel == s.node(&self.uid),
+        }
+    }
+}
+
+struct Inner {
+    client: fred::clients::Client,
+    subscriber: SubscriberClient,
+    options: RedisOptions,
+    limits: Limits,
+    namespaces: RwLock<Vec<Arc<Namespace>>>,
+    queue: mpsc::Sender<Outgoing>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+    }
+}
+
+/// Redis transport for the cluster engine, classic or sharded (see [`RedisOptions`]).
+#[derive(Clone)]
+pub struct RedisTransport {
+    inner: Arc<Inner>,
+}
+
+fn redis_error(kind: TransportErrorKind, e: fred::error::Error) -> TransportError {
+    TransportError::new(kind, e.to_string()).with_source(e)
+}
+
+impl RedisTransport {
+    /// Connects to the redis at `url` (`redis://host:port`, or `redis-cluster://host:port` for a
+    /// Redis Cluster) with two clients that reconnect with backoff and resubscribe.
+    pub async fn connect(url: &str, options: RedisOptions) -> Result<Self, RedisError> {
+        let config = Config::from_url(url)?;
+        let mut builder = Builder::from_config(config);
+        builder
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+            .with_performance_config(|p| {
+                p.broadcast_channel_capacity = 16_384;
+                p.default_command_timeout = Duration::from_secs(5);
+            })
+            .with_connection_config(|c| {
+                c.connection_timeout = Duration::from_secs(5);
+                c.internal_command_timeout = Duration::from_secs(5);
+            });
+        let client = builder.build()?;
+        let subscriber = builder.build_subscriber_client()?;
+        client.init().await?;
+        subscriber.init().await?;
+        Ok(Self::new(client, subscriber, options))
+    }
+
+    /// A transport over clients you configured and initialised yourself. Give the subscriber a
+    /// large `broadcast_channel_capacity` (fred's default of 32 drops messages under load; drops
+    /// are counted and logged).
+    pub fn new(
+        client: fred::clients::Client,
+        subscriber: SubscriberClient,
+        options: RedisOptions,
+    ) -> Self {
+        let (queue, rx) = mpsc::channel(options.queue_capacity);
+        let inner = Arc::new(Inner {
+            client,
+            subscriber,
+            options,
+            limits: Limits::DEFAULT,
+            namespaces: RwLock::new(Vec::new()),
+            queue,
+            tasks: Mutex::new(Vec::new()),
+        });
+        let tasks = vec![
+            inner.subscriber.manage_subscriptions(),
+            tokio::spawn(writer(inner.client.clone(), rx)),
+            tokio::spawn(dispatcher(
+                Arc::downgrade(&inner),
+                inner.subscriber.message_rx(),
+            )),
+        ];
+        *inner.tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
+        RedisTransport { inner }
+    }
+
+    /// The publishing client.
+    pub fn client(&self) -> &fred::clients::Client {
+        &self.inner.client
+    }
+
+    /// Test plumbing: behaves like a killed process. Nothing more is sent or received, and the
+    /// connections close, so redis drops the subscriptions (no goodbye is said).
+    #[cfg(feature = "__test-support")]
+    #[doc(hidden)]
+    pub fn crash_for_tests(&self) {
+        for t in self
+            .inner
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+        let (client, subscriber) = (self.inner.client.clone(), self.inner.subscriber.clone());
+        tokio::spawn(async move {
+            let _ = subscriber.quit().await;
+            let _ = client.quit().await;
+        });
+    }
+
+    fn enqueue(&self, out: Out, sharded: bool) -> Result<(), TransportError> {
+        self.inner
+            .queue
+            .try_send(Outgoing {
+                channel: out.channel,
+                payload: out.payload,
+                sharded,
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => {
+                    TransportError::new(TransportErrorKind::QueueFull, "redis publish queue full")
+                }
+                mpsc::error::TrySendError::Closed(_) => {
+                    TransportError::new(TransportErrorKind::Closed, "redis transport closed")
+                }
+            })
+    }
+}
+
+/// Publishes what is queued, pipelining every batch on the connection.
+async fn writer(client: fred::clients::Client, mut rx: mpsc::Receiver<Outgoing>) {
+    let mut batch = Vec::with_capacity(256);
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        let sends = batch.drain(..).map(|o| {
+            let c = client.clone();
+            async move {
+                if o.sharded {
+                    c.spublish::<RedisValue, _, _>(o.channel, o.payload).await
+                } else {
+                    c.publish::<RedisValue, _, _>(o.channel, o.payload).await
+                }
+            }
+        });
+        let failed = futures_util::future::join_all(sends)
+            .await
+            .into_iter()
+            .filter(Result::is_err)
+            .count();
+        if failed > 0 {
+            tracing::warn!(
+                failed,
+                "redis publishes failed (redis unreachable?): dropped"
+            );
+        }
+    }
+}
+
+/// Routes received messages to their namespaces.
+async fn dispatcher(
+    inner: std::sync::Weak<Inner>,
+    mut rx: tokio::sync::broadcast::Receiver<fred::types::Message>,
+) {
+    loop {
+        let message = match rx.recv().await {
+            Ok(m) => m,
+            Err(RecvError::Lagged(n)) => {
+                tracing::error!(dropped = n, "redis subscriber lagged: messages dropped");
+                continue;
+            }
+            Err(RecvError::Closed) => break,
+        };
+        let Some(inner) = inner.upgrade() else { break };
+        let channel: &str = &message.channel;
+        let Some(payload) = message.value.as_bytes() else {
+            continue;
+        };
+        let namespaces = inner
+            .namespaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        // the longest matching prefix wins (namespaces `/a` and `/a#b` share one)
+        let Some(ns) = namespaces
+            .iter()
+            .filter(|ns| ns.owns(channel))
+            .max_by_key(|ns| ns.nsp.len())
+        else {
+            continue;
+        };
+        let decoded = match &ns.protocol {
+            Protocol::Classic(c) => {
+                let mut shapes = ns.shapes.lock().unwrap_or_else(|e| e.into_inner());
+                c.receive(channel, payload, &inner.limits, &mut shapes)
+            }
+            Protocol::Sharded(_) => {
+                ClusterMessage::decode(payload, Dialect::Cluster, &inner.limits).map(Some)
+            }
+        };
+        match decoded {
+            Ok(Some(m)) => {
+                ns.inbox.deliver(m);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(channel, "dropped a malformed or foreign message: {e}"),
+        }
+    }
+}
+
+fn sum_counts(reply: &RedisValue) -> usize {
+    // [channel, count, channel, count, ...]
+    match reply {
+        RedisValue::Array(items) => items
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .filter_map(RedisValue::as_i64)
+            .map(|n| usize::try_from(n).unwrap_or(0))
+            .sum(),
+        _ => 0,
+    }
+}
+
+impl Transport for RedisTransport {
+    type Link = RedisLink;
+
+    async fn attach(&self, attach: Attach) -> Result<RedisLink, TransportError> {
+        let key = &self.inner.options.key;
+        let sub = &self.inner.subscriber;
+        let protocol = match &self.inner.options.mode {
+            Mode::Classic {
+                publish_on_specific_response_channel,
+            } => {
+                let channels = ClassicChannels::new(key, &attach.nsp);
+                sub.psubscribe(channels.pattern())
+                    .await
+                    .map_err(|e| redis_error(TransportErrorKind::Disconnected, e))?;
+                sub.subscribe(vec![
+                    channels.request().to_owned(),
+                    channels.response().to_owned(),
+                    channels.response_to(&attach.uid),
+                ])
+                .await
+                .map_err(|e| redis_error(TransportErrorKind::Disconnected, e))?;
+                Protocol::Classic(Classic {
+                    channels,
+                    nsp: attach.nsp.clone(),
+                    uid: attach.uid.clone(),
+                    specific_responses: *publish_on_specific_response_channel,
+                })
+            }
+            Mode::Sharded => {
+                let channels = ShardedChannels::new(key, &attach.nsp);
+                check_no_dynamic_peers(&self.inner.client, &channels).await?;
+                // one command per channel: on a cluster they live in different slots
+                for channel in [channels.main().to_owned(), channels.node(&attach.uid)] {
+                    sub.ssubscribe(channel)
+                        .await
+                        .map_err(|e| redis_error(TransportErrorKind::Disconnected, e))?;
+                }
+                Protocol::Sharded(channels)
+            }
+        };
+        let ns = Arc::new(Namespace {
+            nsp: attach.nsp,
+            uid: attach.uid,
+            inbox: attach.inbox,
+            protocol,
+            shapes: Mutex::new(Shapes::default()),
+        });
+        self.inner
+            .namespaces
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(ns.clone());
+        Ok(RedisLink {
+            transport: self.clone(),
+            ns,
+        })
+    }
+}
+
+/// Node's sharded adapter defaults to `dynamic` mode and then publishes single-room broadcasts
+/// to room channels this transport does not subscribe to: refuse to run beside it.
+async fn check_no_dynamic_peers(
+    client: &fred::clients::Client,
+    channels: &ShardedChannels,
+) -> Result<(), TransportError> {
+    let pattern: String = channels
+        .main()
+        .chars()
+        .flat_map(|c| {
+            let escape = matches!(c, '*' | '?' | '[' | ']' | '\\').then_some('\\');
+            escape.into_iter().chain(std::iter::once(c))
+        })
+        .chain(std::iter::once('*'))
+        .collect();
+    let mut found: Vec<String> = Vec::new();
+    let mut ask = |reply: RedisValue| {
+        if let RedisValue::Array(items) = reply {
+            found.extend(items.iter().filter_map(|v| v.as_string()));
+        }
+    };
+    match client.cached_cluster_state() {
+        Some(state) => {
+            for server in state.unique_primary_nodes() {
+                let reply = client
+                    .with_cluster_node(server)
+                    .pubsub_shardchannels::<RedisValue, _>(pattern.clone())
+                    .await
+                    .map_err(|e| redis_error(TransportErrorKind::Other, e))?;
+                ask(reply);
+            }
+        }
+        None => ask(client
+            .pubsub_shardchannels::<RedisValue, _>(pattern.clone())
+            .await
+            .map_err(|e| redis_error(TransportErrorKind::Other, e))?),
+    }
+    // the main channel and nodes' response channels (16 hex uids) are static mode's own
+    let is_node_channel = |c: &str| {
+        c == channels.main()
+            || c.strip_prefix(channels.main())
+                .and_then(|rest| rest.strip_suffix('#'))
+                .is_some_and(|uid| uid.len() == 16 && uid.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    match found.iter().find(|c| !is_node_channel(c)) {
+        None => Ok(()),
+        Some(room) => Err(TransportError::new(
+            TransportErrorKind::Other,
+            format!(
+                "a Node sharded adapter in `dynamic` subscription mode is subscribed to the room channel {room}: \
+                 Switchboard's sharded transport supports `subscriptionMode: \"static\"` only; \
+                 configure the Node servers with createShardedAdapter(..., {{ subscriptionMode: \"static\" }})"
+            ),
+        )),
+    }
+}
+
+/// One namespace on redis.
+pub struct RedisLink {
+    transport: RedisTransport,
+    ns: Arc<Namespace>,
+}
+
+impl Link for RedisLink {
+    fn publish(&self, message: ClusterMessage) -> Result<(), TransportError> {
+        match &self.ns.protocol {
+            Protocol::Classic(c) => match c.publish(message) {
+                Some(out) => self.transport.enqueue(out, false),
+                None => Ok(()),
+            },
+            Protocol::Sharded(s) => {
+                let out = Out {
+                    channel: s.main().to_owned(),
+                    payload: Bytes::from(message.to_json_unless_binary()),
+                };
+                self.transport.enqueue(out, true)
+            }
+        }
+    }
+
+    fn publish_to(&self, node: &str, message: ClusterMessage) -> Result<(), TransportError> {
+        match &self.ns.protocol {
+            Protocol::Classic(c) => {
+                let out = {
+                    let mut shapes = self.ns.shapes.lock().unwrap_or_else(|e| e.into_inner());
+                    c.respond(node, message, &mut shapes)
+                };
+                match out {
+                    Some(out) => self.transport.enqueue(out, false),
+                    None => Ok(()),
+                }
+            }
+            Protocol::Sharded(s) => {
+                let out = Out {
+                    channel: s.node(node),
+                    payload: Bytes::from(message.to_json_unless_binary()),
+                };
+                self.transport.enqueue(out, true)
+            }
+        }
+    }
+
+    fn liveness(&self) -> Liveness {
+        Liveness::Subscribers
+    }
+
+    async fn server_count(&self) -> Result<usize, TransportError> {
+        let client = &self.transport.inner.client;
+        let err = |e| redis_error(TransportErrorKind::Disconnected, e);
+        match &self.ns.protocol {
+            Protocol::Classic(c) => {
+                let channel = c.channels.request().to_owned();
+                // classic pub/sub is cluster-wide: every node counts its own subscribers
+                match client.cached_cluster_state() {
+                    Some(state) => {
+                        let mut total = 0;
+                        for server in state.unique_primary_nodes() {
+                            let reply = client
+                                .with_cluster_node(server)
+                                .pubsub_numsub::<RedisValue, _>(channel.clone())
+                                .await
+                                .map_err(err)?;
+                            total += sum_counts(&reply);
+                        }
+                        Ok(total)
+                    }
+                    None => Ok(sum_counts(
+                        &client
+                            .pubsub_numsub::<RedisValue, _>(channel)
+                            .await
+                            .map_err(err)?,
+                    )),
+                }
+            }
+            Protocol::Sharded(s) => Ok(sum_counts(
+                &client
+                    .pubsub_shardnumsub::<RedisValue, _>(s.main().to_owned())
+                    .await
+                    .map_err(err)?,
+            )),
+        }
+    }
+
+    async fn close(&self) -> Result<(), TransportError> {
+        let inner = &self.transport.inner;
+        inner
+            .namespaces
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|n| !Arc::ptr_eq(n, &self.ns));
+        let sub = &inner.subscriber;
+        let err = |e| redis_error(TransportErrorKind::Disconnected, e);
+        match &self.ns.protocol {
+            Protocol::Classic(c) => {
+                sub.punsubscribe(c.channels.pattern()).await.map_err(err)?;
+                sub.unsubscribe(vec![
+                    c.channels.request().to_owned(),
+                    c.channels.response().to_owned(),
+                    c.channels.response_to(&self.ns.uid),
+                ])
+                .await
+                .map_err(err)?;
+            }
+            Protocol::Sharded(s) => {
+                for channel in [s.main().to_owned(), s.node(&self.ns.uid)] {
+                    sub.sunsubscribe(channel).await.map_err(err)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
