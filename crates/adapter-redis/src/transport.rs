@@ -143,7 +143,12 @@ impl RedisTransport {
             tasks: Mutex::new(Vec::new()),
         });
         let tasks = vec![
-            inner.subscriber.manage_subscriptions(),
+            // not fred's manage_subscriptions: its resubscribe_all stops at an empty SUBSCRIBE
+            // before restoring shard channels
+            tokio::spawn(resubscriber(
+                Arc::downgrade(&inner),
+                inner.subscriber.reconnect_rx(),
+            )),
             tokio::spawn(writer(inner.client.clone(), rx)),
             tokio::spawn(dispatcher(
                 Arc::downgrade(&inner),
@@ -227,6 +232,56 @@ async fn writer(client: fred::clients::Client, mut rx: mpsc::Receiver<Outgoing>)
     }
 }
 
+/// Restores every namespace's subscriptions after the subscriber reconnected.
+async fn resubscriber(
+    inner: std::sync::Weak<Inner>,
+    mut reconnected: tokio::sync::broadcast::Receiver<fred::types::config::Server>,
+) {
+    loop {
+        match reconnected.recv().await {
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => break,
+        }
+        let Some(inner) = inner.upgrade() else { break };
+        let namespaces = inner
+            .namespaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for ns in namespaces {
+            if let Err(e) = subscribe(&inner.subscriber, &ns.protocol, &ns.uid).await {
+                tracing::error!(nsp = %ns.nsp, "could not resubscribe after a reconnect: {e}");
+            }
+        }
+    }
+}
+
+/// Subscribes what a namespace listens to.
+async fn subscribe(
+    sub: &SubscriberClient,
+    protocol: &Protocol,
+    uid: &str,
+) -> Result<(), fred::error::Error> {
+    match protocol {
+        Protocol::Classic(c) => {
+            sub.psubscribe(c.channels.pattern()).await?;
+            sub.subscribe(vec![
+                c.channels.request().to_owned(),
+                c.channels.response().to_owned(),
+                c.channels.response_to(uid),
+            ])
+            .await
+        }
+        Protocol::Sharded(s) => {
+            // one command per channel: on a cluster they live in different slots
+            for channel in [s.main().to_owned(), s.node(uid)] {
+                sub.ssubscribe(channel).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Routes received messages to their namespaces.
 async fn dispatcher(
     inner: std::sync::Weak<Inner>,
@@ -297,41 +352,24 @@ impl Transport for RedisTransport {
 
     async fn attach(&self, attach: Attach) -> Result<RedisLink, TransportError> {
         let key = &self.inner.options.key;
-        let sub = &self.inner.subscriber;
         let protocol = match &self.inner.options.mode {
             Mode::Classic {
                 publish_on_specific_response_channel,
-            } => {
-                let channels = ClassicChannels::new(key, &attach.nsp);
-                sub.psubscribe(channels.pattern())
-                    .await
-                    .map_err(|e| redis_error(TransportErrorKind::Disconnected, e))?;
-                sub.subscribe(vec![
-                    channels.request().to_owned(),
-                    channels.response().to_owned(),
-                    channels.response_to(&attach.uid),
-                ])
-                .await
-                .map_err(|e| redis_error(TransportErrorKind::Disconnected, e))?;
-                Protocol::Classic(Classic {
-                    channels,
-                    nsp: attach.nsp.clone(),
-                    uid: attach.uid.clone(),
-                    specific_responses: *publish_on_specific_response_channel,
-                })
-            }
+            } => Protocol::Classic(Classic {
+                channels: ClassicChannels::new(key, &attach.nsp),
+                nsp: attach.nsp.clone(),
+                uid: attach.uid.clone(),
+                specific_responses: *publish_on_specific_response_channel,
+            }),
             Mode::Sharded => {
                 let channels = ShardedChannels::new(key, &attach.nsp);
                 check_no_dynamic_peers(&self.inner.client, &channels).await?;
-                // one command per channel: on a cluster they live in different slots
-                for channel in [channels.main().to_owned(), channels.node(&attach.uid)] {
-                    sub.ssubscribe(channel)
-                        .await
-                        .map_err(|e| redis_error(TransportErrorKind::Disconnected, e))?;
-                }
                 Protocol::Sharded(channels)
             }
         };
+        subscribe(&self.inner.subscriber, &protocol, &attach.uid)
+            .await
+            .map_err(|e| redis_error(TransportErrorKind::Disconnected, e))?;
         let ns = Arc::new(Namespace {
             nsp: attach.nsp,
             uid: attach.uid,

@@ -1,0 +1,111 @@
+//! Redis going away and coming back: local delivery never stops, requests fail instead of
+//! hanging, and broadcasts flow again once redis returns (clients reconnect and resubscribe).
+
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard_adapter_core::{
+    Config,
+    testing::{TestClient, TestServer, start},
+};
+use switchboard_adapter_redis::{RedisOptions, RedisTransport, testing::RedisServer};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn server(redis: &RedisServer, options: RedisOptions) -> TestServer<RedisTransport> {
+    let t = RedisTransport::connect(&redis.url(), options)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    start(
+        t,
+        Config::default().requests_timeout(Duration::from_secs(2)),
+    )
+    .await
+}
+
+async fn count(s: &TestServer<RedisTransport>) -> usize {
+    s.server_side.of("/").server_count().await.unwrap_or(0)
+}
+
+async fn restart_mid_run(options: RedisOptions) {
+    let mut redis = RedisServer::start();
+    let a = server(&redis, options.clone()).await;
+    let b = server(&redis, options).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while count(&a).await != 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "servers never saw each other"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut ca = TestClient::connect(a.addr, "/", json!({}), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut cb = TestClient::connect(b.addr, "/", json!({}), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    a.io.emit("before", &1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(cb.receives("before", WAIT).await);
+
+    redis.stop();
+    // local delivery goes on
+    let _ = a.io.emit("during", &2).await;
+    assert!(
+        ca.receives("during", WAIT).await,
+        "local delivery must not stop"
+    );
+    // a request fails, it does not hang
+    let fetched = tokio::time::timeout(WAIT, a.io.fetch_sockets()).await;
+    assert!(
+        matches!(fetched, Ok(Err(_))),
+        "fetchSockets while redis is down must return an error: {:?}",
+        fetched.map(|r| r.map(|s| s.len()))
+    );
+
+    redis.restart();
+    // broadcasts flow again once both clients reconnected and resubscribed
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut n = 0;
+    loop {
+        n += 1;
+        let _ = a.io.emit("after", &n).await;
+        if cb.receives("after", Duration::from_millis(200)).await {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "broadcasts never resumed after redis came back"
+        );
+    }
+    // both subscribers are back: each counts the other, and the other direction flows too
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while count(&a).await != 2 || count(&b).await != 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "subscriptions never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    b.io.emit("back", &1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(ca.receives("back", WAIT).await);
+    let sockets =
+        a.io.fetch_sockets()
+            .await
+            .unwrap_or_else(|e| panic!("requests work again: {e}"));
+    assert_eq!(sockets.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_survives_a_redis_restart() {
+    restart_mid_run(RedisOptions::classic()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_survives_a_redis_restart() {
+    restart_mid_run(RedisOptions::sharded()).await;
+}
