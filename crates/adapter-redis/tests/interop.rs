@@ -1,0 +1,423 @@
+//! A Node server (socket.io 4.8 + @socket.io/redis-adapter 8.3, from `xtask/interop`) and a
+//! Switchboard server in one redis cluster, clients on both, every operation in both directions,
+//! in classic and sharded (static) mode.
+
+use std::{collections::BTreeSet, time::Duration};
+
+use futures_util::StreamExt;
+use serde_json::{Value as Json, json};
+use switchboard_adapter_core::{
+    Config,
+    testing::{Event, TestClient, TestServer, start},
+};
+use switchboard_adapter_redis::{
+    RedisOptions, RedisTransport,
+    testing::{NodeServer, RedisServer},
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Cluster {
+    _redis: RedisServer,
+    node: NodeServer,
+    rust: TestServer<RedisTransport>,
+    control: TestClient,
+}
+
+impl Cluster {
+    async fn start(mode: &str) -> Self {
+        let redis = RedisServer::start();
+        let node = NodeServer::start(&redis.url(), mode);
+        let options = if mode == "sharded" {
+            RedisOptions::sharded()
+        } else {
+            RedisOptions::classic()
+        };
+        let transport = RedisTransport::connect(&redis.url(), options)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rust = start(
+            transport,
+            Config::default().requests_timeout(Duration::from_secs(3)),
+        )
+        .await;
+        let control = TestClient::connect(node.addr(), "/control", json!({}), None)
+            .await
+            .unwrap_or_else(|e| panic!("control: {e}"));
+        let mut c = Cluster {
+            _redis: redis,
+            node,
+            rust,
+            control,
+        };
+        // both sides count two servers
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let rust_count = c.rust.server_side.of("/").server_count().await.unwrap_or(0);
+            let node_count = c.cmd(json!({"op": "serverCount"})).await;
+            if rust_count == 2 && node_count == json!(2) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "server counts: rust {rust_count}, node {node_count}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        c
+    }
+
+    /// Runs a command on the Node server and returns its answer.
+    async fn cmd(&mut self, c: Json) -> Json {
+        let answer = self
+            .control
+            .emit_with_ack("cmd", vec![c.clone()], WAIT)
+            .await;
+        let answer = answer.and_then(|mut a| (!a.is_empty()).then(|| a.remove(0)));
+        let answer = answer.unwrap_or_else(|| panic!("no answer to {c}"));
+        assert!(answer.get("error").is_none(), "{c} failed: {answer}");
+        answer
+    }
+
+    async fn client(&self, on_node: bool, rooms: &[&str], name: &str) -> TestClient {
+        let addr = if on_node {
+            self.node.addr()
+        } else {
+            self.rust.addr
+        };
+        TestClient::connect(
+            addr,
+            "/",
+            json!({"rooms": rooms, "name": name}),
+            Some(json!({"from": name})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("client {name}: {e}"))
+    }
+}
+
+/// Events a client got before `marker`.
+async fn until(c: &mut TestClient, marker: &str) -> Vec<Event> {
+    let mut before = Vec::new();
+    loop {
+        let e = c
+            .event(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("{marker} never arrived"));
+        if e.name == marker {
+            return before;
+        }
+        before.push(e);
+    }
+}
+
+fn names(events: &[Event]) -> Vec<String> {
+    events.iter().map(|e| e.name.clone()).collect()
+}
+
+async fn interop(mode: &str) {
+    let mut c = Cluster::start(mode).await;
+    let mut rc = c.client(false, &["room1"], "rust").await;
+    let mut nc = c.client(true, &["room1"], "node").await;
+    let mut nc2 = c.client(true, &["other"], "node2").await;
+
+    // broadcasts, Rust -> Node: all, room, except
+    c.rust
+        .io
+        .emit("r-all", &"x")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.rust
+        .io
+        .to("room1")
+        .emit("r-room", &1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.rust
+        .io
+        .except("room1")
+        .emit("r-except", &2)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.rust
+        .io
+        .emit("r-fence", &())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(names(&until(&mut nc, "r-fence").await), ["r-all", "r-room"]);
+    assert_eq!(
+        names(&until(&mut nc2, "r-fence").await),
+        ["r-all", "r-except"]
+    );
+    assert_eq!(names(&until(&mut rc, "r-fence").await), ["r-all", "r-room"]);
+
+    // broadcasts, Node -> Rust
+    c.cmd(json!({"op": "emit", "event": "n-all", "args": ["y"]}))
+        .await;
+    c.cmd(json!({"op": "emit", "event": "n-room", "rooms": ["room1"], "args": [1]}))
+        .await;
+    c.cmd(json!({"op": "emit", "event": "n-except", "except": ["room1"], "args": [2]}))
+        .await;
+    c.cmd(json!({"op": "emit", "event": "n-fence"})).await;
+    let got = until(&mut rc, "n-fence").await;
+    assert_eq!(names(&got), ["n-all", "n-room"]);
+    assert_eq!(got[0].args, vec![json!("y")]);
+
+    // binary both ways
+    c.rust
+        .io
+        .emit("r-bin", &(bytes::Bytes::from_static(&[1, 2, 3]),))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let e = nc
+        .expect("r-bin", WAIT)
+        .await
+        .unwrap_or_else(|| panic!("r-bin"));
+    assert_eq!(e.binaries, vec![vec![1, 2, 3]]);
+    c.cmd(json!({"op": "emit", "event": "n-bin", "args": [{"bin": [4, 5]}]}))
+        .await;
+    let e = rc
+        .expect("n-bin", WAIT)
+        .await
+        .unwrap_or_else(|| panic!("n-bin"));
+    assert_eq!(e.binaries, vec![vec![4, 5]]);
+
+    // broadcast with acks, from Rust: acks from clients of both servers
+    let stream = c
+        .rust
+        .io
+        .timeout(Duration::from_secs(5))
+        .emit_with_ack::<_, Json>("ask", &1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let acks: Vec<Json> = tokio::time::timeout(
+        WAIT,
+        stream.filter_map(|(_, r)| async move { r.ok() }).collect(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("acks"));
+    let from: BTreeSet<String> = acks
+        .iter()
+        .map(|a| a["from"].as_str().unwrap_or("?").to_owned())
+        .collect();
+    assert_eq!(
+        from,
+        ["node", "node2", "rust"]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    );
+    // from Node
+    let answer = c
+        .cmd(json!({"op": "emitWithAck", "event": "ask", "timeout": 5000}))
+        .await;
+    let from: BTreeSet<String> = answer["responses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| a["from"].as_str().unwrap_or("?").to_owned())
+        .collect();
+    assert_eq!(
+        from,
+        ["node", "node2", "rust"]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        "{answer}"
+    );
+
+    // fetchSockets from Rust: Node's sockets, with usable (aliased) ids
+    let sockets = c
+        .rust
+        .io
+        .fetch_sockets()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sockets.len(), 3);
+    let in_room1 = c
+        .rust
+        .io
+        .within("room1")
+        .fetch_sockets()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(in_room1.len(), 2);
+    // fetchSockets from Node: the Rust socket with its rooms and every handshake field
+    let fetched = c.cmd(json!({"op": "fetchSockets"})).await;
+    let rust_socket = fetched
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["id"] == json!(rc.sid()))
+        .cloned()
+        .unwrap_or_else(|| panic!("{fetched}"));
+    let rooms: BTreeSet<&str> = rust_socket["rooms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Json::as_str)
+        .collect();
+    assert_eq!(rooms, [rc.sid(), "room1"].into_iter().collect());
+    for field in [
+        "address", "headers", "time", "issued", "url", "query", "auth", "secure", "xdomain",
+    ] {
+        assert!(
+            rust_socket["handshake"].get(field).is_some(),
+            "handshake.{field} in {rust_socket}"
+        );
+    }
+
+    // remote operations, Rust on a Node socket
+    let remote_nc = c
+        .rust
+        .io
+        .within("room1")
+        .fetch_sockets()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let remote_nc = remote_nc
+        .into_iter()
+        .find(|s| s.data().id.as_str() != rc.sid())
+        .unwrap_or_else(|| panic!("node socket"));
+    remote_nc
+        .emit("direct", &"to-node")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        nc.expect("direct", WAIT).await.map(|e| e.args),
+        Some(vec![json!("to-node")])
+    );
+    remote_nc
+        .join("vip")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.rust
+        .io
+        .to("vip")
+        .emit("vip", &())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(nc.receives("vip", WAIT).await, "the Node socket joined vip");
+    remote_nc
+        .leave("vip")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.rust
+        .io
+        .to("vip")
+        .emit("vip2", &())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.rust
+        .io
+        .emit("vip-fence", &())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!names(&until(&mut nc, "vip-fence").await).contains(&"vip2".to_owned()));
+
+    // remote operations, Node on the Rust socket
+    c.cmd(json!({"op": "remote", "id": rc.sid(), "action": "emit", "event": "direct", "args": ["to-rust"]})).await;
+    assert_eq!(
+        rc.expect("direct", WAIT).await.map(|e| e.args),
+        Some(vec![json!("to-rust")])
+    );
+    c.cmd(json!({"op": "remote", "id": rc.sid(), "action": "join", "room": "club"}))
+        .await;
+    c.cmd(json!({"op": "emit", "event": "club", "rooms": ["club"]}))
+        .await;
+    assert!(
+        rc.receives("club", WAIT).await,
+        "the Rust socket joined club"
+    );
+
+    // socketsJoin / socketsLeave across servers
+    c.cmd(json!({"op": "socketsJoin", "rooms": ["room1"], "room": "r9"}))
+        .await;
+    c.cmd(json!({"op": "emit", "event": "nine", "rooms": ["r9"]}))
+        .await;
+    assert!(rc.receives("nine", WAIT).await);
+    c.rust
+        .io
+        .within("room1")
+        .leave("r9")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.rust
+        .io
+        .to("r9")
+        .emit("nine2", &())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.rust
+        .io
+        .emit("r9-fence", &())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!names(&until(&mut nc, "r9-fence").await).contains(&"nine2".to_owned()));
+
+    // serverSideEmit with acks both ways
+    let replies = c
+        .rust
+        .server_side
+        .of("/")
+        .emit_with_ack("ping", &"r")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(replies, vec![switchboard_wire::Value::from("node-pong-r")]);
+    c.rust.server_side.of("/").on("ping", |mut e| async move {
+        let arg: String = e.arg(0).unwrap_or_default();
+        let _ = e.reply(&format!("rust-pong-{arg}"));
+    });
+    let answer = c
+        .cmd(json!({"op": "serverSideEmit", "event": "ping", "arg": "n", "ack": true}))
+        .await;
+    assert_eq!(answer["responses"], json!(["rust-pong-n"]));
+
+    // allRooms
+    let rooms = c.rust.io.rooms().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        rooms.iter().any(|r| r == "other") && rooms.iter().any(|r| r == "club"),
+        "{rooms:?}"
+    );
+    if mode == "classic" {
+        let all = c.cmd(json!({"op": "allRooms"})).await;
+        let all: BTreeSet<&str> = all
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_str)
+            .collect();
+        assert!(
+            all.contains("club") && all.contains(rc.sid()) && all.contains("other"),
+            "{all:?}"
+        );
+    }
+
+    // disconnects both ways
+    c.rust
+        .io
+        .within("other")
+        .disconnect()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        nc2.disconnected(WAIT).await,
+        "Rust disconnected a Node client"
+    );
+    c.cmd(json!({"op": "disconnectSockets", "rooms": ["club"], "close": true}))
+        .await;
+    assert!(
+        rc.disconnected(WAIT).await,
+        "Node disconnected a Rust client"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_with_a_node_server() {
+    interop("classic").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_with_a_node_server() {
+    interop("sharded").await;
+}

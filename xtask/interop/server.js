@@ -1,0 +1,180 @@
+// A Node Socket.IO server in a redis cluster, for Switchboard's interop tests.
+//
+//   node server.js --redis redis://127.0.0.1:6379 --mode classic|sharded --port 0
+//
+// Prints `ready <port>` once listening. Namespace "/" is the app: clients join the rooms named in
+// their auth, "relay" is re-broadcast with socket.broadcast, server-side "ping" events are
+// answered. Namespace "/control" takes commands: emit "cmd" with {op, ...} and an ack callback.
+"use strict";
+
+const http = require("node:http");
+const { Server } = require("socket.io");
+const { createClient } = require("redis");
+const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
+const { Emitter } = require("@socket.io/redis-emitter");
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : fallback;
+}
+
+const redisUrl = arg("redis", "redis://127.0.0.1:6379");
+const mode = arg("mode", "classic");
+const port = Number(arg("port", "0"));
+
+// JSON-friendly view of what Node received: Buffers as {bin: [bytes]}
+function plain(v) {
+  if (Buffer.isBuffer(v) || v instanceof Uint8Array) return { bin: Array.from(v) };
+  if (Array.isArray(v)) return v.map(plain);
+  if (v && typeof v === "object") {
+    const o = {};
+    for (const [k, x] of Object.entries(v)) o[k] = plain(x);
+    return o;
+  }
+  return v;
+}
+
+// and back: {bin: [bytes]} as a Buffer
+function revive(v) {
+  if (v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 1 && Array.isArray(v.bin)) {
+    return Buffer.from(v.bin);
+  }
+  if (Array.isArray(v)) return v.map(revive);
+  if (v && typeof v === "object") {
+    const o = {};
+    for (const [k, x] of Object.entries(v)) o[k] = revive(x);
+    return o;
+  }
+  return v;
+}
+
+async function main() {
+  const pub = createClient({ url: redisUrl });
+  const sub = pub.duplicate();
+  pub.on("error", (e) => console.error("redis pub", e.message));
+  sub.on("error", (e) => console.error("redis sub", e.message));
+  await Promise.all([pub.connect(), sub.connect()]);
+  const adapter =
+    mode === "sharded"
+      ? createShardedAdapter(pub, sub, { subscriptionMode: "static" })
+      : createAdapter(pub, sub);
+
+  const httpServer = http.createServer();
+  const io = new Server(httpServer, { adapter });
+  const emitter = mode === "classic" ? new Emitter(pub) : null;
+
+  io.on("connection", (socket) => {
+    const rooms = (socket.handshake.auth && socket.handshake.auth.rooms) || [];
+    socket.join(rooms);
+    socket.data = { name: (socket.handshake.auth && socket.handshake.auth.name) || "node" };
+    socket.on("relay", (d) => socket.broadcast.emit("relayed", d));
+  });
+  // events other servers send with serverSideEmit
+  io.on("ping", (arg, cb) => {
+    if (typeof cb === "function") cb(`node-pong-${arg}`);
+  });
+  io.on("note", (arg) => {
+    io.of("/control").emit("noted", arg);
+  });
+
+  const target = (c) => {
+    let op = io;
+    for (const r of c.rooms || []) op = op.to(r);
+    for (const r of c.except || []) op = op.except(r);
+    return op;
+  };
+
+  io.of("/control").on("connection", (socket) => {
+    socket.on("cmd", async (c, ack) => {
+      try {
+        switch (c.op) {
+          case "emit":
+            target(c).emit(c.event, ...revive(c.args || []));
+            return ack("ok");
+          case "emitWithAck": {
+            const responses = await target(c).timeout(c.timeout || 2000).emitWithAck(c.event, ...revive(c.args || []));
+            return ack({ responses: plain(responses) });
+          }
+          case "fetchSockets": {
+            const sockets = await target(c).fetchSockets();
+            return ack(
+              sockets.map((s) => ({
+                id: s.id,
+                rooms: [...s.rooms],
+                data: plain(s.data),
+                handshake: {
+                  address: s.handshake.address,
+                  headers: s.handshake.headers,
+                  time: s.handshake.time,
+                  issued: s.handshake.issued,
+                  url: s.handshake.url,
+                  query: s.handshake.query,
+                  auth: s.handshake.auth,
+                  secure: s.handshake.secure,
+                  xdomain: s.handshake.xdomain,
+                },
+              }))
+            );
+          }
+          case "remote": {
+            const [s] = (await io.fetchSockets()).filter((s) => s.id === c.id);
+            if (!s) return ack({ error: "no such socket" });
+            if (c.action === "emit") s.emit(c.event, ...revive(c.args || []));
+            if (c.action === "join") s.join(c.room);
+            if (c.action === "leave") s.leave(c.room);
+            if (c.action === "disconnect") s.disconnect(true);
+            return ack("ok");
+          }
+          case "socketsJoin":
+            target(c).socketsJoin(c.room);
+            return ack("ok");
+          case "socketsLeave":
+            target(c).socketsLeave(c.room);
+            return ack("ok");
+          case "disconnectSockets":
+            target(c).disconnectSockets(!!c.close);
+            return ack("ok");
+          case "serverSideEmit":
+            if (c.ack) {
+              const responses = await io.serverSideEmitWithAck(c.event, c.arg);
+              return ack({ responses: plain(responses) });
+            }
+            io.serverSideEmit(c.event, c.arg);
+            return ack("ok");
+          case "allRooms":
+            return ack([...(await io.of("/").adapter.allRooms())]);
+          case "serverCount":
+            return ack(await io.of("/").adapter.serverCount());
+          case "emitter": {
+            let e = emitter;
+            for (const r of c.rooms || []) e = e.to(r);
+            e.emit(c.event, ...revive(c.args || []));
+            return ack("ok");
+          }
+          default:
+            return ack({ error: `unknown op ${c.op}` });
+        }
+      } catch (e) {
+        ack({ error: String(e && e.message ? e.message : e) });
+      }
+    });
+  });
+
+  httpServer.listen(port, "127.0.0.1", () => {
+    console.log(`ready ${httpServer.address().port}`);
+  });
+  const stop = () => {
+    io.close();
+    Promise.allSettled([pub.quit(), sub.quit()]).finally(() => process.exit(0));
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  // the test runner closes our stdin when it goes away: never outlive it
+  process.stdin.on("end", stop);
+  process.stdin.resume();
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
