@@ -1,6 +1,6 @@
 // A Node Socket.IO server in a redis cluster, for Switchboard's interop tests.
 //
-//   node server.js --redis redis://127.0.0.1:6379 --mode classic|sharded --port 0
+//   node server.js --redis redis://127.0.0.1:6379 --mode classic|sharded|sharded-dynamic --port 0
 //
 // Prints `ready <port>` once listening. Namespace "/" is the app: clients join the rooms named in
 // their auth, "relay" is re-broadcast with socket.broadcast, server-side "ping" events are
@@ -57,7 +57,9 @@ async function main() {
   const adapter =
     mode === "sharded"
       ? createShardedAdapter(pub, sub, { subscriptionMode: "static" })
-      : createAdapter(pub, sub);
+      : mode === "sharded-dynamic"
+        ? createShardedAdapter(pub, sub) // Node's default: dynamic
+        : createAdapter(pub, sub);
 
   const httpServer = http.createServer();
   const io = new Server(httpServer, { adapter });

@@ -33,7 +33,8 @@
 //!
 //! | Feature | Default | Enables |
 //! |---|---|---|
-//! | `__test-support` | no | `redis-server` and Redis Cluster fixtures for tests; outside semver |
+//! | `prometheus` | no | the engine's metrics plus wire bytes and dropped messages by reason |
+//! | `__test-support` | no | `redis-server`, Redis Cluster and Node server fixtures for tests; outside semver |
 //!
 //! # MSRV
 //!

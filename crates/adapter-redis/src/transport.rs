@@ -52,9 +52,27 @@ struct Namespace {
     inbox: Inbox,
     protocol: Protocol,
     shapes: Mutex<Shapes>,
+    #[cfg(feature = "prometheus")]
+    metrics: Option<switchboard_adapter_core::Metrics>,
 }
 
 impl Namespace {
+    /// Counts a message dropped for `reason` (with the `prometheus` feature).
+    fn dropped(&self, _reason: &str) {
+        #[cfg(feature = "prometheus")]
+        if let Some(m) = &self.metrics {
+            m.dropped(_reason);
+        }
+    }
+
+    /// Records the size of a frame sent or received (with the `prometheus` feature).
+    fn bytes(&self, _sent: bool, _len: usize) {
+        #[cfg(feature = "prometheus")]
+        if let Some(m) = &self.metrics {
+            m.bytes(_sent, _len);
+        }
+    }
+
     /// Whether a message on `channel` is for this namespace.
     fn owns(&self, channel: &str) -> bool {
         match &self.protocol {
@@ -185,8 +203,10 @@ impl RedisTransport {
         });
     }
 
-    fn enqueue(&self, out: Out, sharded: bool) -> Result<(), TransportError> {
-        self.inner
+    fn enqueue(&self, ns: &Namespace, out: Out, sharded: bool) -> Result<(), TransportError> {
+        ns.bytes(true, out.payload.len());
+        let queued = self
+            .inner
             .queue
             .try_send(Outgoing {
                 channel: out.channel,
@@ -200,7 +220,11 @@ impl RedisTransport {
                 mpsc::error::TrySendError::Closed(_) => {
                     TransportError::new(TransportErrorKind::Closed, "redis transport closed")
                 }
-            })
+            });
+        if queued.is_err() {
+            ns.dropped("queue_full");
+        }
+        queued
     }
 }
 
@@ -292,6 +316,16 @@ async fn dispatcher(
             Ok(m) => m,
             Err(RecvError::Lagged(n)) => {
                 tracing::error!(dropped = n, "redis subscriber lagged: messages dropped");
+                if let Some(inner) = inner.upgrade() {
+                    for ns in inner
+                        .namespaces
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .iter()
+                    {
+                        ns.dropped("subscriber_lagged");
+                    }
+                }
                 continue;
             }
             Err(RecvError::Closed) => break,
@@ -314,6 +348,7 @@ async fn dispatcher(
         else {
             continue;
         };
+        ns.bytes(false, payload.len());
         let decoded = match &ns.protocol {
             Protocol::Classic(c) => {
                 let mut shapes = ns.shapes.lock().unwrap_or_else(|e| e.into_inner());
@@ -328,7 +363,10 @@ async fn dispatcher(
                 ns.inbox.deliver(m);
             }
             Ok(None) => {}
-            Err(e) => tracing::debug!(channel, "dropped a malformed or foreign message: {e}"),
+            Err(e) => {
+                ns.dropped("malformed");
+                tracing::debug!(channel, "dropped a malformed or foreign message: {e}");
+            }
         }
     }
 }
@@ -376,6 +414,8 @@ impl Transport for RedisTransport {
             inbox: attach.inbox,
             protocol,
             shapes: Mutex::new(Shapes::default()),
+            #[cfg(feature = "prometheus")]
+            metrics: attach.metrics,
         });
         self.inner
             .namespaces
@@ -456,7 +496,7 @@ impl Link for RedisLink {
     fn publish(&self, message: ClusterMessage) -> Result<(), TransportError> {
         match &self.ns.protocol {
             Protocol::Classic(c) => match c.publish(message) {
-                Some(out) => self.transport.enqueue(out, false),
+                Some(out) => self.transport.enqueue(&self.ns, out, false),
                 None => Ok(()),
             },
             Protocol::Sharded(s) => {
@@ -464,7 +504,7 @@ impl Link for RedisLink {
                     channel: s.main().to_owned(),
                     payload: Bytes::from(message.to_json_unless_binary()),
                 };
-                self.transport.enqueue(out, true)
+                self.transport.enqueue(&self.ns, out, true)
             }
         }
     }
@@ -477,7 +517,7 @@ impl Link for RedisLink {
                     c.respond(node, message, &mut shapes)
                 };
                 match out {
-                    Some(out) => self.transport.enqueue(out, false),
+                    Some(out) => self.transport.enqueue(&self.ns, out, false),
                     None => Ok(()),
                 }
             }
@@ -486,7 +526,7 @@ impl Link for RedisLink {
                     channel: s.node(node),
                     payload: Bytes::from(message.to_json_unless_binary()),
                 };
-                self.transport.enqueue(out, true)
+                self.transport.enqueue(&self.ns, out, true)
             }
         }
     }

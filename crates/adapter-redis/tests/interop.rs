@@ -421,3 +421,31 @@ async fn classic_with_a_node_server() {
 async fn sharded_with_a_node_server() {
     interop("sharded").await;
 }
+
+/// Node's sharded adapter defaults to `dynamic` subscriptions, which a socketioxide server cannot
+/// follow: a Switchboard namespace refuses to start beside such a peer, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamic_mode_node_peer_is_refused_loudly() {
+    use socketioxide::{SocketIo, adapter::Emitter, extract::SocketRef};
+    use switchboard_adapter_redis::{ClusterState, RedisAdapter};
+    type Adapter = RedisAdapter<Emitter>;
+
+    let redis = RedisServer::start();
+    let node = NodeServer::start(&redis.url(), "sharded-dynamic");
+    // a Node client in a room: the dynamic peer subscribes the room's channel
+    let _nc = TestClient::connect(node.addr(), "/", json!({"rooms": ["room1"]}), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let transport = RedisTransport::connect(&redis.url(), RedisOptions::sharded())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_layer, io) = SocketIo::builder()
+        .with_adapter::<Adapter>(ClusterState::new(transport, Config::default()))
+        .build_layer();
+    let refused = io.ns("/", async |_: SocketRef<Adapter>| {}).await;
+    let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.contains("socket.io#/#room1#") && message.contains("static"),
+        "{message}"
+    );
+}
