@@ -1,0 +1,134 @@
+//! The discovery service over real WebSockets: rosters, departures, tokens, garbage, health and
+//! shutdown.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use switchboard_mesh_discovery::{
+    CLOSE_GOING_AWAY, CLOSE_UNAUTHORIZED, Discovery, DiscoveryOptions,
+};
+use switchboard_wire::{Limits, mesh::DiscoveryMessage};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async, tungstenite::Message};
+
+const WAIT: Duration = Duration::from_secs(10);
+type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn serve(
+    options: DiscoveryOptions,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(Discovery::new(options, None).serve(listener, async move {
+        let _ = rx.await;
+    }));
+    (addr, tx)
+}
+
+async fn register(addr: std::net::SocketAddr, id: &str, token: Option<&str>) -> Ws {
+    let (mut ws, _) = connect_async(format!("ws://{addr}/"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let m = DiscoveryMessage::Register {
+        server_id: id.into(),
+        address: format!("ws://{id}:4000"),
+        token: token.map(str::to_owned),
+    };
+    ws.send(Message::Binary(m.to_msgpack().into()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    ws
+}
+
+/// The next roster, as sorted server ids.
+async fn roster(ws: &mut Ws) -> Vec<String> {
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next()).await.ok().flatten();
+        match frame {
+            Some(Ok(Message::Binary(b))) => {
+                if let Ok(DiscoveryMessage::Update { servers }) =
+                    DiscoveryMessage::from_msgpack(&b, &Limits::DEFAULT)
+                {
+                    let mut ids: Vec<String> = servers.into_iter().map(|s| s.server_id).collect();
+                    ids.sort();
+                    return ids;
+                }
+            }
+            Some(Ok(_)) => {}
+            other => panic!("no roster: {other:?}"),
+        }
+    }
+}
+
+async fn close_code(ws: &mut Ws) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.ok().flatten() {
+            Some(Ok(Message::Close(Some(frame)))) => return Some(frame.code.into()),
+            Some(Ok(_)) => {}
+            _ => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn rosters_follow_registrations_and_departures() {
+    let (addr, _stop) = serve(DiscoveryOptions::default()).await;
+    let mut a = register(addr, "aaaa", None).await;
+    assert_eq!(
+        roster(&mut a).await,
+        ["aaaa"],
+        "the roster includes the receiver"
+    );
+    let mut b = register(addr, "bbbb", None).await;
+    assert_eq!(roster(&mut b).await, ["aaaa", "bbbb"]);
+    assert_eq!(roster(&mut a).await, ["aaaa", "bbbb"]);
+    // garbage is ignored, the connection stays
+    a.send(Message::Binary(vec![0xc1, 0x00].into()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(b);
+    assert_eq!(roster(&mut a).await, ["aaaa"], "a departure is broadcast");
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_refused() {
+    let (addr, _stop) = serve(DiscoveryOptions {
+        auth_token: Some("s3cret".into()),
+        ..DiscoveryOptions::default()
+    })
+    .await;
+    let mut bad = register(addr, "bad", Some("nope")).await;
+    assert_eq!(close_code(&mut bad).await, Some(CLOSE_UNAUTHORIZED));
+    let mut missing = register(addr, "none", None).await;
+    assert_eq!(close_code(&mut missing).await, Some(CLOSE_UNAUTHORIZED));
+    let mut good = register(addr, "good", Some("s3cret")).await;
+    assert_eq!(roster(&mut good).await, ["good"]);
+}
+
+#[tokio::test]
+async fn health_and_shutdown() {
+    let (addr, stop) = serve(DiscoveryOptions::default()).await;
+    let mut tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tcp.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut body = String::new();
+    let _ = tcp.read_to_string(&mut body).await;
+    assert!(
+        body.starts_with("HTTP/1.1 200") && body.ends_with("ok"),
+        "{body}"
+    );
+
+    let mut a = register(addr, "aaaa", None).await;
+    assert_eq!(roster(&mut a).await, ["aaaa"]);
+    let _ = stop.send(());
+    assert_eq!(close_code(&mut a).await, Some(CLOSE_GOING_AWAY));
+}
