@@ -16,6 +16,7 @@ pub struct MeshOptions {
     pub(crate) buffered_amount_threshold: usize,
     pub(crate) max_frame_size: usize,
     pub(crate) hello_timeout: Duration,
+    pub(crate) uid: Option<String>,
 }
 
 impl Default for MeshOptions {
@@ -30,6 +31,7 @@ impl Default for MeshOptions {
             buffered_amount_threshold: 16 * 1024 * 1024,
             max_frame_size: 64 * 1024 * 1024,
             hello_timeout: Duration::from_secs(10),
+            uid: None,
         }
     }
 }
@@ -82,6 +84,13 @@ impl MeshOptions {
     /// Largest frame accepted from a peer (default 64 MiB).
     pub fn max_frame_size(mut self, bytes: usize) -> Self {
         self.max_frame_size = bytes;
+        self
+    }
+
+    /// This server's uid (default: 16 random hex characters). Needed in static peer lists, where
+    /// every server names the others by uid.
+    pub fn uid(mut self, uid: impl Into<String>) -> Self {
+        self.uid = Some(uid.into());
         self
     }
 

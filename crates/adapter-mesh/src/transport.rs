@@ -159,7 +159,10 @@ impl MeshTransport {
             .or_else(|| std::env::var("MESH_SERVER_WS_ADDRESS").ok())
             .unwrap_or_else(|| format!("ws://localhost:{}", local_addr.port()));
         let inner = Arc::new(Inner {
-            uid: format!("{:016x}", rand::random::<u64>()),
+            uid: options
+                .uid
+                .clone()
+                .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>())),
             address,
             options,
             peers: Mutex::new(HashMap::new()),
