@@ -1,4 +1,5 @@
-//! `cargo xtask ci`: formatting, lints with warnings as errors, and every test of the workspace.
+//! `cargo xtask ci`: formatting, lints with warnings as errors, and every test of the workspace;
+//! and the cargo invocations of other tasks.
 
 use std::process::Command;
 
@@ -17,6 +18,21 @@ fn cargo(args: &[&str]) -> Result<()> {
         bail!("cargo {} failed ({status})", args.join(" "));
     }
     Ok(())
+}
+
+/// `cargo xtask demo`: the mesh chat example (its arguments passed on, e.g. `--once`).
+pub(crate) fn mesh_demo(args: &[String]) -> Result<()> {
+    let mut all = vec![
+        "run",
+        "--quiet",
+        "-p",
+        "switchboard-adapter-mesh",
+        "--example",
+        "chat",
+        "--",
+    ];
+    all.extend(args.iter().map(String::as_str));
+    cargo(&all)
 }
 
 pub(crate) fn run() -> Result<()> {

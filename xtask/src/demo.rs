@@ -1,4 +1,4 @@
-//! `cargo xtask demo`: the wire round-trip demo. One `io.to("room1").emit(...)` written in every
+//! `cargo xtask demo wire`: the wire round-trip demo. One `io.to("room1").emit(...)` written in every
 //! protocol Switchboard speaks, decoded again, and compared with what Node itself sent.
 
 use anyhow::{Result, bail};

@@ -3,7 +3,8 @@
 //! ```text
 //! cargo xtask ci      what CI runs: fmt --check, clippy -D warnings, every test
 //! cargo xtask tidy    the house rules (also a #[test], so plain `cargo test` enforces them)
-//! cargo xtask demo    the main job: for now the wire round-trip demo
+//! cargo xtask demo    the main job: a discovery service and three servers in a mesh, chatting
+//! cargo xtask demo wire   the wire round-trip demo
 //! ```
 
 mod ci;
@@ -30,9 +31,10 @@ fn main() -> Result<()> {
                 bail!("{} house-rule violations", problems.len())
             }
         }
-        Some("demo") => demo::run(),
+        Some("demo") if args.get(1).map(String::as_str) == Some("wire") => demo::run(),
+        Some("demo") => ci::mesh_demo(&args[1..]),
         other => bail!(
-            "unknown task {other:?}\n\nusage: cargo xtask <task>\n  ci     fmt --check, clippy -D warnings, all tests (what CI runs)\n  tidy   check the house rules\n  demo   the wire round-trip demo"
+            "unknown task {other:?}\n\nusage: cargo xtask <task>\n  ci     fmt --check, clippy -D warnings, all tests (what CI runs)\n  tidy   check the house rules\n  demo   three servers in a mesh with discovery, chatting (demo wire: the wire round trip)"
         ),
     }
 }
