@@ -29,12 +29,15 @@
 //!
 //! | Feature | Default | Enables |
 //! |---|---|---|
+//! | `prometheus` | no | `socketio_mesh_*` metrics and a `/metrics` endpoint ([`metrics`]) |
 //! | `__test-support` | no | test plumbing; outside semver |
 //!
 //! # MSRV
 //!
 //! Rust 1.94 (that of socketioxide 0.18).
 
+#[cfg(feature = "prometheus")]
+pub mod metrics;
 mod options;
 mod peers;
 mod transport;

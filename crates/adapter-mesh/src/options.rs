@@ -17,6 +17,8 @@ pub struct MeshOptions {
     pub(crate) max_frame_size: usize,
     pub(crate) hello_timeout: Duration,
     pub(crate) uid: Option<String>,
+    #[cfg(feature = "prometheus")]
+    pub(crate) metrics: Option<crate::metrics::MeshMetrics>,
 }
 
 impl Default for MeshOptions {
@@ -32,6 +34,8 @@ impl Default for MeshOptions {
             max_frame_size: 64 * 1024 * 1024,
             hello_timeout: Duration::from_secs(10),
             uid: None,
+            #[cfg(feature = "prometheus")]
+            metrics: None,
         }
     }
 }
@@ -91,6 +95,13 @@ impl MeshOptions {
     /// every server names the others by uid.
     pub fn uid(mut self, uid: impl Into<String>) -> Self {
         self.uid = Some(uid.into());
+        self
+    }
+
+    /// Records the transport's metrics (feature `prometheus`).
+    #[cfg(feature = "prometheus")]
+    pub fn metrics(mut self, metrics: crate::metrics::MeshMetrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 

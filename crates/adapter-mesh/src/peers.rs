@@ -104,6 +104,7 @@ where
         return;
     }
     tracing::debug!(uid = %inner.uid, peer = %uid, "peer up");
+    inner.observe();
     let writer_budget = buffered.clone();
     let writer = tokio::spawn(async move {
         while let Some(out) = rx.recv().await {

@@ -65,7 +65,35 @@ impl Inner {
     }
 
     /// Called when a peer connection ended (the dial loop redials when we are the dialler).
-    pub(crate) fn peer_gone(&self, _uid: &str) {}
+    pub(crate) fn peer_gone(&self, _uid: &str) {
+        self.observe();
+    }
+
+    /// A peer was dropped for `reason`.
+    pub(crate) fn dropped(&self, _reason: &str) {
+        #[cfg(feature = "prometheus")]
+        if let Some(m) = &self.options.metrics {
+            m.dropped(_reason);
+        }
+    }
+
+    /// Updates the gauges.
+    pub(crate) fn observe(&self) {
+        #[cfg(feature = "prometheus")]
+        if let Some(m) = &self.options.metrics {
+            let to_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+            m.peers_connected.set(to_i64(
+                self.peers.lock().unwrap_or_else(|e| e.into_inner()).len(),
+            ));
+            m.peers_expected.set(to_i64(self.roster().len()));
+            m.namespaces.set(to_i64(
+                self.namespaces
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .len(),
+            ));
+        }
+    }
 
     /// Every peer of every roster (discovery services merged, static list included).
     fn roster(&self) -> HashMap<String, String> {
@@ -83,19 +111,21 @@ impl Inner {
         let roster = self.roster();
         {
             let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-            peers.retain(|uid, peer| match roster.get(uid) {
-                None => {
-                    peer.close(1000, "left-discovery");
-                    false
-                }
-                // the address is only known for peers we dialled or that told us in Hello
-                Some(addr) if *addr != peer.address && !peer.address.is_empty() => {
-                    peer.close(1000, "address-changed");
-                    false
-                }
-                Some(_) => true,
+            peers.retain(|uid, peer| {
+                let reason = match roster.get(uid) {
+                    None => "left-discovery",
+                    // the address is only known for peers we dialled or that told us in Hello
+                    Some(addr) if *addr != peer.address && !peer.address.is_empty() => {
+                        "address-changed"
+                    }
+                    Some(_) => return true,
+                };
+                peer.close(1000, reason);
+                self.dropped(reason);
+                false
             });
         }
+        self.observe();
         for (uid, address) in roster {
             if *self.uid < *uid {
                 self.ensure_dialing(uid, address);
@@ -320,6 +350,7 @@ impl Transport for MeshTransport {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(attach.nsp.clone(), attach.inbox);
+        self.inner.observe();
         Ok(MeshLink {
             inner: self.inner.clone(),
             nsp: attach.nsp,
@@ -348,6 +379,7 @@ impl MeshLink {
             }
             tracing::warn!(peer = %uid, "slow consumer: dropped");
             peer.close(1000, "slow-consumer");
+            self.inner.dropped("slow-consumer");
             false
         });
     }
