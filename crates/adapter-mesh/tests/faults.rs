@@ -358,3 +358,60 @@ async fn a_slow_consumer_is_cut_off_and_the_others_keep_up() {
     );
     assert!(peers.iter().any(|p| p == b.transport.uid()));
 }
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0))
+        .collect()
+}
+
+/// No Node mesh package is published: a raw peer replays the frames of the protocol reference
+/// (spec §8.4, produced by socket.io-mesh-adapter 2.0) byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_frames_of_a_node_peer_are_understood() {
+    let s = server(local()).await;
+    let mut client = TestClient::connect(s.addr, "/", json!({"rooms": ["room1"]}), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (mut ws, _) = connect_async(format!(
+        "ws://127.0.0.1:{}",
+        s.transport.local_addr().port()
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Hello {uid: "3f2a9c0d11e4b7a8", address: "ws://10.0.0.1:4000"}
+    let hello = "0082a3756964b033663261396330643131653462376138a761646472657373b277733a2f2f31302e302e302e313a34303030";
+    // HEARTBEAT {type: 2, uid, nsp: "/"}
+    let heartbeat = "0183a47479706502a3756964b033663261396330643131653462376138a36e7370a12f";
+    // BROADCAST of ["chat", "hi"] to room1
+    let broadcast = "0184a47479706503a46461746182a67061636b657482a47479706502a46461746192a463686174a26869a46f70747383a5726f6f6d7391a5726f6f6d31a665786365707490a5666c61677380a3756964b033663261396330643131653462376138a36e7370a12f";
+    for frame in [hello, heartbeat] {
+        ws.send(Message::Binary(unhex(frame).into()))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    converge(&[&s], 2).await;
+    assert_eq!(s.transport.connected_peers(), ["3f2a9c0d11e4b7a8"]);
+    ws.send(Message::Binary(unhex(broadcast).into()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let e = client
+        .expect("chat", WAIT)
+        .await
+        .unwrap_or_else(|| panic!("the reference broadcast did not arrive"));
+    assert_eq!(e.args, vec![json!("hi")]);
+    // and what the server sends the peer is a Mesh frame it can decode: its HEARTBEATs
+    let mut got_heartbeat = false;
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(WAIT, ws.next()).await {
+        if let Message::Binary(b) = m
+            && let Ok(mesh::Frame::Mesh(m)) =
+                mesh::decode_frame(&b, &switchboard_wire::Limits::DEFAULT)
+            && m.uid == s.transport.uid()
+        {
+            got_heartbeat = true;
+            break;
+        }
+    }
+    assert!(got_heartbeat);
+}
