@@ -151,11 +151,14 @@ impl TestClient {
             let mut pending_acks = std::collections::HashMap::new();
             let mut partial: Option<(Parsed, Vec<Vec<u8>>)> = None;
             loop {
+                // biased: an ack is registered before the packet that asks for it is sent, so the
+                // answer can never arrive first
                 tokio::select! {
+                    biased;
+                    Some((id, tx)) = ack_rx.recv() => { pending_acks.insert(id, tx); }
                     Some(msg) = out_rx.recv() => {
                         if sink.send(msg).await.is_err() { break; }
                     }
-                    Some((id, tx)) = ack_rx.recv() => { pending_acks.insert(id, tx); }
                     frame = stream.next() => {
                         let complete = match frame {
                             Some(Ok(Message::Text(t))) => {
