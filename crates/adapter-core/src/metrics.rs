@@ -16,6 +16,7 @@ use switchboard_wire::MessageType;
 /// | `socketio_<t>_message_bytes` (histogram, 64 B … 1 MiB) | `direction` (`sent`, `received`), recorded by transports |
 /// | `socketio_<t>_request_duration_seconds` (histogram) | `kind` (`fetchSockets`, `broadcastWithAck`, `serverSideEmit`, `allRooms`) |
 /// | `socketio_<t>_nodes_alive` | `nsp`: other nodes known alive |
+/// | `socketio_<t>_io_clients` | `nsp`: local clients, sampled every 5 s at most |
 /// | `socketio_<t>_dropped_total` | `reason` (`inbox_full`, `malformed`, …) |
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -24,6 +25,7 @@ pub struct Metrics {
     bytes: HistogramVec,
     requests: HistogramVec,
     nodes: IntGaugeVec,
+    clients: IntGaugeVec,
     dropped: IntCounterVec,
 }
 
@@ -66,6 +68,10 @@ impl Metrics {
             Opts::new(name("nodes_alive"), "Other nodes known alive, by namespace"),
             &["nsp"],
         )?;
+        let clients = IntGaugeVec::new(
+            Opts::new(name("io_clients"), "Local clients, by namespace (sampled)"),
+            &["nsp"],
+        )?;
         let dropped = IntCounterVec::new(
             Opts::new(
                 name("dropped_total"),
@@ -78,6 +84,7 @@ impl Metrics {
         registry.register(Box::new(bytes.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(nodes.clone()))?;
+        registry.register(Box::new(clients.clone()))?;
         registry.register(Box::new(dropped.clone()))?;
         Ok(Metrics {
             sent,
@@ -85,6 +92,7 @@ impl Metrics {
             bytes,
             requests,
             nodes,
+            clients,
             dropped,
         })
     }
@@ -105,6 +113,12 @@ impl Metrics {
         self.nodes
             .with_label_values(&[nsp])
             .set(i64::try_from(alive).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn clients(&self, nsp: &str, count: usize) {
+        self.clients
+            .with_label_values(&[nsp])
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// For transports: the size of a frame sent (once per publish) or received.

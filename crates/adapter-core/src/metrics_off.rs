@@ -11,5 +11,6 @@ impl Metrics {
     pub(crate) fn received(&self, _: MessageType) {}
     pub(crate) fn request(&self, _: &str, _: f64) {}
     pub(crate) fn nodes(&self, _: &str, _: usize) {}
+    pub(crate) fn clients(&self, _: &str, _: usize) {}
     pub(crate) fn dropped(&self, _: &str) {}
 }

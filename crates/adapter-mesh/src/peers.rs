@@ -139,6 +139,7 @@ where
             }
             continue;
         };
+        inner.frame(false, bytes.len());
         match mesh::decode_frame(&bytes, &limits) {
             Ok(Frame::Mesh(m)) => inner.deliver(m),
             Ok(_) => {} // a second Hello or another kind: ignored, as in Node

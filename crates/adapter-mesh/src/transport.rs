@@ -42,9 +42,20 @@ pub(crate) struct Inner {
     local_addr: SocketAddr,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     closed: AtomicBool,
+    /// The engine's metrics (from the first namespace attached), for frame sizes.
+    #[cfg(feature = "prometheus")]
+    engine_metrics: std::sync::OnceLock<switchboard_adapter_core::Metrics>,
 }
 
 impl Inner {
+    /// Records a frame's size: "sent" once per publish, "received" per frame.
+    pub(crate) fn frame(&self, _sent: bool, _len: usize) {
+        #[cfg(feature = "prometheus")]
+        if let Some(m) = self.engine_metrics.get() {
+            m.bytes(_sent, _len);
+        }
+    }
+
     fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         tasks.retain(|t| !t.is_finished());
@@ -202,6 +213,8 @@ impl MeshTransport {
             local_addr,
             tasks: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
+            #[cfg(feature = "prometheus")]
+            engine_metrics: std::sync::OnceLock::new(),
         });
         inner.spawn(acceptor(Arc::downgrade(&inner), listener));
         if let Some(peers) = inner.options.static_peers.clone() {
@@ -350,6 +363,10 @@ impl Transport for MeshTransport {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(attach.nsp.clone(), attach.inbox);
+        #[cfg(feature = "prometheus")]
+        if let Some(m) = attach.metrics {
+            let _ = self.inner.engine_metrics.set(m);
+        }
         self.inner.observe();
         Ok(MeshLink {
             inner: self.inner.clone(),
@@ -371,6 +388,7 @@ pub struct MeshLink {
 impl MeshLink {
     /// Sends `frame` to the peers chosen by `to`, cutting off any over its byte budget.
     fn send(&self, frame: Bytes, to: impl Fn(&str) -> bool) {
+        self.inner.frame(true, frame.len());
         let threshold = self.inner.options.buffered_amount_threshold;
         let mut peers = self.inner.peers.lock().unwrap_or_else(|e| e.into_inner());
         peers.retain(|uid, peer| {

@@ -372,9 +372,18 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
                 .max(Duration::from_millis(5));
             tasks.push(tokio::spawn(async move {
                 let mut ticker = tokio::time::interval(tick);
+                let mut sampled = Instant::now() - Duration::from_secs(5);
                 loop {
                     ticker.tick().await;
                     let Some(adapter) = weak.upgrade() else { break };
+                    if let Some(m) = adapter.metrics()
+                        && sampled.elapsed() >= Duration::from_secs(5)
+                    {
+                        sampled = Instant::now();
+                        let mut all = BroadcastOptions::default();
+                        all.add_flag(socketioxide_core::adapter::BroadcastFlags::Broadcast);
+                        m.clients(&adapter.nsp, adapter.local.sockets(all).len());
+                    }
                     let idle = adapter
                         .last_publish
                         .lock()
