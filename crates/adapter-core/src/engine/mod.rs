@@ -474,14 +474,7 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for ClusterAdapter<E, T> {
             if self.liveness() == Liveness::Heartbeat {
                 let _ = self.publish(Body::AdapterClose);
             }
-            for task in self
-                .tasks
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .drain(..)
-            {
-                task.abort();
-            }
+            self.abort_tasks();
             self.registry.unregister(&self.nsp);
             if let Some(link) = self.link.get().cloned() {
                 tokio::spawn(async move {
@@ -752,8 +745,9 @@ impl<E: SocketEmitter, T: Transport> NamespaceOps for ClusterAdapter<E, T> {
     }
 }
 
-impl<E, T: Transport> Drop for ClusterAdapter<E, T> {
-    fn drop(&mut self) {
+impl<E, T: Transport> ClusterAdapter<E, T> {
+    /// Stops the receive loop and the heartbeat timer.
+    fn abort_tasks(&self) {
         for task in self
             .tasks
             .lock()
@@ -762,5 +756,11 @@ impl<E, T: Transport> Drop for ClusterAdapter<E, T> {
         {
             task.abort();
         }
+    }
+}
+
+impl<E, T: Transport> Drop for ClusterAdapter<E, T> {
+    fn drop(&mut self) {
+        self.abort_tasks();
     }
 }
