@@ -132,3 +132,25 @@ async fn health_and_shutdown() {
     let _ = stop.send(());
     assert_eq!(close_code(&mut a).await, Some(CLOSE_GOING_AWAY));
 }
+
+#[tokio::test]
+async fn a_pod_that_stops_answering_pings_is_dropped() {
+    let (addr, _stop) = serve(DiscoveryOptions {
+        ping_interval: Duration::from_millis(200),
+        ..DiscoveryOptions::default()
+    })
+    .await;
+    let mut watcher = register(addr, "aaaa", None).await;
+    assert_eq!(roster(&mut watcher).await, ["aaaa"]);
+    // registers, then never reads again: it never answers a ping
+    let mut silent = register(addr, "bbbb", None).await;
+    assert_eq!(roster(&mut silent).await, ["aaaa", "bbbb"]);
+    // the watcher keeps reading (and answering pings) and sees it join, then go
+    assert_eq!(roster(&mut watcher).await, ["aaaa", "bbbb"]);
+    assert_eq!(
+        roster(&mut watcher).await,
+        ["aaaa"],
+        "the silent pod was terminated after a missed pong"
+    );
+    drop(silent);
+}
