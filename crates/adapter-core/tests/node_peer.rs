@@ -50,8 +50,21 @@ async fn setup() -> (
     MemoryPeer,
     TestClient,
 ) {
+    setup_with(config()).await
+}
+
+/// The same with other engine options (a 30 s request timeout proves a node's death, not the
+/// timeout, ended a wait).
+async fn setup_with(
+    config: Config,
+) -> (
+    MemoryHub,
+    TestServer<MemoryTransport>,
+    MemoryPeer,
+    TestClient,
+) {
     let hub = MemoryHub::new();
-    let server = start(hub.transport(), config()).await;
+    let server = start(hub.transport(), config).await;
     let mut peer = hub.peer("/", NODE_UID);
     peer.publish(Body::InitialHeartbeat);
     let hb = peer
@@ -311,35 +324,10 @@ async fn adapter_close_removes_a_node_at_once() {
     wait_count(&server, 1, None).await;
 }
 
-/// A Rust server whose requests would wait 30 s, a Node peer, and a client of the server: a
-/// request that completes within `WAIT` can only have been ended by the peer's death.
-async fn setup_long_requests() -> (
-    MemoryHub,
-    TestServer<MemoryTransport>,
-    MemoryPeer,
-    TestClient,
-) {
-    let hub = MemoryHub::new();
-    let server = start(
-        hub.transport(),
-        config().requests_timeout(Duration::from_secs(30)),
-    )
-    .await;
-    let mut peer = hub.peer("/", NODE_UID);
-    peer.publish(Body::InitialHeartbeat);
-    peer.expect(WAIT, |m| m.message_type() == MessageType::Heartbeat)
-        .await
-        .expect("heartbeat");
-    wait_count(&server, 2, Some(&peer)).await;
-    let client = TestClient::connect(server.addr, "/", json!({}), Some(json!({"from": "rust"})))
-        .await
-        .expect("client");
-    (hub, server, peer, client)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_dying_mid_request_ends_the_wait() {
-    let (_hub, server, mut peer, _client) = setup_long_requests().await;
+    let (_hub, server, mut peer, _client) =
+        setup_with(config().requests_timeout(Duration::from_secs(30))).await;
     let io = server.io.clone();
     let fetch = tokio::spawn(async move { io.fetch_sockets().await });
     // the peer gets the request, never answers, and dies
@@ -358,7 +346,8 @@ async fn a_node_dying_mid_request_ends_the_wait() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_dying_mid_ack_stream_ends_the_stream() {
     use futures_util::StreamExt;
-    let (_hub, server, mut peer, _client) = setup_long_requests().await;
+    let (_hub, server, mut peer, _client) =
+        setup_with(config().requests_timeout(Duration::from_secs(30))).await;
     let stream = server
         .io
         .timeout(Duration::from_secs(30))

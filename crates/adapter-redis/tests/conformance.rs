@@ -13,58 +13,40 @@ async fn transport(url: &str, options: RedisOptions) -> RedisTransport {
         .unwrap_or_else(|e| panic!("connect {url}: {e}"))
 }
 
-/// Classic pub/sub (Node's `createAdapter`).
-struct Classic(RedisServer);
+/// A backend over a redis fixture in a mode; `crash` behaves like a killed process: its
+/// connections close and redis forgets its subscriptions.
+macro_rules! backend {
+    ($(#[$doc:meta])* $name:ident, $fixture:ty, $options:expr) => {
+        $(#[$doc])*
+        struct $name($fixture);
 
-impl Backend for Classic {
-    type Transport = RedisTransport;
-    async fn cluster() -> Self {
-        Classic(RedisServer::start())
-    }
-    async fn transport(&self) -> RedisTransport {
-        transport(&self.0.url(), RedisOptions::classic()).await
-    }
-    fn crash(&self, t: &RedisTransport) {
-        // a killed process's connections close: redis forgets its subscriptions
-        crash(t);
-    }
+        impl Backend for $name {
+            type Transport = RedisTransport;
+            async fn cluster() -> Self {
+                $name(<$fixture>::start())
+            }
+            async fn transport(&self) -> RedisTransport {
+                transport(&self.0.url(), $options).await
+            }
+            fn crash(&self, t: &RedisTransport) {
+                t.crash_for_tests();
+            }
+        }
+    };
 }
 
-/// Sharded pub/sub (Node's `createShardedAdapter`, static mode) on a standalone redis.
-struct Sharded(RedisServer);
-
-impl Backend for Sharded {
-    type Transport = RedisTransport;
-    async fn cluster() -> Self {
-        Sharded(RedisServer::start())
-    }
-    async fn transport(&self) -> RedisTransport {
-        transport(&self.0.url(), RedisOptions::sharded()).await
-    }
-    fn crash(&self, t: &RedisTransport) {
-        crash(t);
-    }
-}
-
-/// Sharded pub/sub on a Redis Cluster.
-struct ShardedCluster(RedisCluster);
-
-impl Backend for ShardedCluster {
-    type Transport = RedisTransport;
-    async fn cluster() -> Self {
-        ShardedCluster(RedisCluster::start())
-    }
-    async fn transport(&self) -> RedisTransport {
-        transport(&self.0.url(), RedisOptions::sharded()).await
-    }
-    fn crash(&self, t: &RedisTransport) {
-        crash(t);
-    }
-}
-
-fn crash(t: &RedisTransport) {
-    t.crash_for_tests();
-}
+backend!(
+    /// Classic pub/sub (Node's `createAdapter`).
+    Classic, RedisServer, RedisOptions::classic()
+);
+backend!(
+    /// Sharded pub/sub (Node's `createShardedAdapter`, static mode) on a standalone redis.
+    Sharded, RedisServer, RedisOptions::sharded()
+);
+backend!(
+    /// Sharded pub/sub on a Redis Cluster.
+    ShardedCluster, RedisCluster, RedisOptions::sharded()
+);
 
 mod classic {
     switchboard_adapter_core::conformance_suite!(super::Classic, crash);
