@@ -17,7 +17,7 @@ impl Backend for Heartbeats {
     async fn transport(&self) -> MemoryTransport {
         self.0.transport()
     }
-    fn crash(&self, transport: &MemoryTransport) {
+    fn crash(transport: &MemoryTransport) {
         transport.crash();
     }
 }
@@ -33,7 +33,7 @@ impl Backend for Subscribers {
     async fn transport(&self) -> MemoryTransport {
         self.0.transport_with(Liveness::Subscribers)
     }
-    fn crash(&self, transport: &MemoryTransport) {
+    fn crash(transport: &MemoryTransport) {
         transport.crash();
     }
 }

@@ -38,6 +38,8 @@ pub(crate) struct Inner {
     pub(crate) peers: Mutex<Peers>,
     namespaces: RwLock<HashMap<String, Inbox>>,
     rosters: Mutex<HashMap<usize, Vec<PeerInfo>>>,
+    /// The merged roster last applied: a peer leaves when it was in it and is no longer.
+    announced: Mutex<HashMap<String, String>>,
     dialing: Mutex<HashSet<String>>,
     local_addr: SocketAddr,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -117,13 +119,20 @@ impl Inner {
             .collect()
     }
 
-    /// Drops peers that left or moved, dials the new ones we are responsible for.
+    /// Drops peers that left or moved, dials the new ones we are responsible for. A connected
+    /// peer that no roster announced yet stays: its Hello came before our discovery update did
+    /// (updates reach servers at different times), and dropping it would cost a redial.
     fn apply_roster(self: &Arc<Self>) {
         let roster = self.roster();
+        let announced = std::mem::replace(
+            &mut *self.announced.lock().unwrap_or_else(|e| e.into_inner()),
+            roster.clone(),
+        );
         {
             let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
             peers.retain(|uid, peer| {
                 let reason = match roster.get(uid) {
+                    None if !announced.contains_key(uid) => return true,
                     None => "left-discovery",
                     // the address is only known for peers we dialled or that told us in Hello
                     Some(addr) if *addr != peer.address && !peer.address.is_empty() => {
@@ -209,6 +218,7 @@ impl MeshTransport {
             peers: Mutex::new(HashMap::new()),
             namespaces: RwLock::new(HashMap::new()),
             rosters: Mutex::new(HashMap::new()),
+            announced: Mutex::new(HashMap::new()),
             dialing: Mutex::new(HashSet::new()),
             local_addr,
             tasks: Mutex::new(Vec::new()),

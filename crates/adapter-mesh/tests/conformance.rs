@@ -1,42 +1,36 @@
 //! The engine's conformance suite on the mesh: servers in one process, each with its own peer
 //! port, found through a mesh-discovery service on a free port.
 
-use std::net::SocketAddr;
-
 use switchboard_adapter_core::testing::Backend;
 use switchboard_adapter_mesh::{MeshOptions, MeshTransport};
-use switchboard_mesh_discovery::{Discovery, DiscoveryOptions};
+use switchboard_mesh_discovery::{Discovery, DiscoveryOptions, RunningDiscovery};
 use tokio::net::TcpListener;
 
 struct Mesh {
-    discovery: SocketAddr,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    discovery: RunningDiscovery,
 }
 
 impl Backend for Mesh {
     type Transport = MeshTransport;
 
     async fn cluster() -> Self {
+        // RUST_LOG=switchboard_adapter_mesh=debug shows the peers coming and going
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let discovery = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(Discovery::new(DiscoveryOptions::default(), None).serve(
-            listener,
-            async move {
-                let _ = rx.await;
-            },
-        ));
-        Mesh {
-            discovery,
-            _stop: stop,
-        }
+        let discovery = Discovery::new(DiscoveryOptions::default(), None)
+            .spawn(listener)
+            .unwrap_or_else(|e| panic!("{e}"));
+        Mesh { discovery }
     }
 
     async fn transport(&self) -> MeshTransport {
         let options = MeshOptions::default()
-            .discovery(format!("ws://{}", self.discovery))
+            .discovery(self.discovery.url())
             .bind([127, 0, 0, 1].into())
             .ws_port(0);
         MeshTransport::start(options)
@@ -44,7 +38,7 @@ impl Backend for Mesh {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn crash(&self, t: &MeshTransport) {
+    fn crash(t: &MeshTransport) {
         t.crash_for_tests();
     }
 }

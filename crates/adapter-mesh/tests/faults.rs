@@ -10,7 +10,7 @@ use switchboard_adapter_core::{
     testing::{TestClient, TestServer, start},
 };
 use switchboard_adapter_mesh::{MeshOptions, MeshTransport, PeerInfo};
-use switchboard_mesh_discovery::{Discovery, DiscoveryOptions};
+use switchboard_mesh_discovery::{Discovery, DiscoveryOptions, RunningDiscovery};
 use switchboard_wire::{
     Body, ClusterMessage, Opts, PacketObject,
     mesh::{self, Hello},
@@ -33,22 +33,18 @@ fn local() -> MeshOptions {
         .ws_port(0)
 }
 
-async fn discovery_on(listener: TcpListener) -> tokio::sync::oneshot::Sender<()> {
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(
-        Discovery::new(DiscoveryOptions::default(), None).serve(listener, async move {
-            let _ = rx.await;
-        }),
-    );
-    stop
+async fn discovery_on(listener: TcpListener) -> RunningDiscovery {
+    Discovery::new(DiscoveryOptions::default(), None)
+        .spawn(listener)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
-async fn discovery() -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+async fn discovery() -> (SocketAddr, RunningDiscovery) {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    (addr, discovery_on(listener).await)
+    let running = discovery_on(listener).await;
+    (running.local_addr(), running)
 }
 
 async fn server(options: MeshOptions) -> TestServer<MeshTransport> {
@@ -222,7 +218,7 @@ async fn a_discovery_restart_stops_nothing() {
     let mut cb = TestClient::connect(b.addr, "/", json!({}), None)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let _ = stop.send(());
+    stop.shutdown();
     // established peers keep talking while discovery is away
     a.io.emit("during", &1)
         .await
@@ -414,4 +410,44 @@ async fn the_reference_frames_of_a_node_peer_are_understood() {
         }
     }
     assert!(got_heartbeat);
+}
+
+/// Discovery updates reach servers at different times: a peer whose Hello arrives before the
+/// roster that lists it is kept when a roster without it is applied (it was never announced, so it
+/// did not leave).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_says_hello_before_its_roster_is_kept() {
+    let (d, _stop) = discovery().await;
+    let url = format!("ws://{d}");
+    let b = server(local().uid("000000000000000b").discovery(&url)).await;
+    // A knows B from a static list and dials it; no roster of B's lists A
+    let a = server(local().uid("000000000000000a").static_peers(vec![PeerInfo {
+        server_id: b.transport.uid().to_owned(),
+        address: format!("ws://{}", b.transport.local_addr()),
+    }]))
+    .await;
+    converge(&[&a, &b], 2).await;
+    // C registers: B applies a roster {B, C} and dials C
+    let c = server(local().uid("000000000000000c").discovery(&url)).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !b
+        .transport
+        .connected_peers()
+        .iter()
+        .any(|p| p == c.transport.uid())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B never connected to C"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        b.transport
+            .connected_peers()
+            .iter()
+            .any(|p| p == a.transport.uid()),
+        "B dropped A: {:?}",
+        b.transport.connected_peers()
+    );
 }

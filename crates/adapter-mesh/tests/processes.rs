@@ -1,6 +1,7 @@
-//! The mesh across processes: three server processes (the `node` example) and a discovery
-//! service; messages cross processes, a killed process is noticed within the heartbeat timeout,
-//! a restarted one rejoins.
+//! The mesh across processes: the engine's conformance suite with every server a process of its
+//! own (the `suite_server` example, driven over its stdin); and three `node` example processes
+//! with a discovery service: messages cross processes, a killed process is noticed within the
+//! heartbeat timeout, a restarted one rejoins.
 
 use std::{
     io::{BufRead, BufReader},
@@ -11,21 +12,21 @@ use std::{
 };
 
 use serde_json::json;
-use switchboard_adapter_core::testing::TestClient;
-use switchboard_mesh_discovery::{Discovery, DiscoveryOptions};
+use switchboard_adapter_core::testing::{Server, Servers, TestClient};
+use switchboard_mesh_discovery::{Discovery, DiscoveryOptions, RunningDiscovery};
 use tokio::net::TcpListener;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// `target/<profile>/examples/node`: `cargo test` builds it next to this test's binary; when only
-/// this test was asked for, it is built here.
-fn example() -> PathBuf {
+/// `target/<profile>/examples/<name>`: `cargo test` builds it next to this test's binary; when
+/// only this test was asked for, it is built here.
+fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
     let dir = exe
         .parent()
         .and_then(|d| d.parent())
         .unwrap_or_else(|| panic!("no target dir"));
-    let path = dir.join("examples").join("node");
+    let path = dir.join("examples").join(name);
     if !path.exists() {
         let built = Command::new(env!("CARGO"))
             .args([
@@ -34,7 +35,7 @@ fn example() -> PathBuf {
                 "-p",
                 "switchboard-adapter-mesh",
                 "--example",
-                "node",
+                name,
             ])
             .status()
             .is_ok_and(|s| s.success());
@@ -50,7 +51,7 @@ struct Node {
 
 impl Node {
     fn start(discovery: SocketAddr) -> Self {
-        let mut child = Command::new(example())
+        let mut child = Command::new(example("node"))
             .args(["--discovery", &format!("ws://{discovery}")])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -58,7 +59,7 @@ impl Node {
             .unwrap_or_else(|e| {
                 panic!(
                     "cannot start the node example ({}): {e}",
-                    example().display()
+                    example("node").display()
                 )
             });
         let stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
@@ -142,4 +143,31 @@ async fn processes_form_a_mesh_lose_a_node_and_get_it_back() {
         .unwrap_or_else(|e| panic!("{e}"));
     c.emit("shout", vec![json!("back")]);
     assert!(a.receives("shouted", WAIT).await && b.receives("shouted", WAIT).await);
+}
+
+/// Every server of the conformance suite is a `suite_server` process; discovery runs here.
+struct Processes {
+    discovery: RunningDiscovery,
+}
+
+impl Servers for Processes {
+    async fn cluster() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let discovery = Discovery::new(DiscoveryOptions::default(), None)
+            .spawn(listener)
+            .unwrap_or_else(|e| panic!("{e}"));
+        Processes { discovery }
+    }
+
+    async fn server(&self) -> Server {
+        let mut command = tokio::process::Command::new(example("suite_server"));
+        command.args(["--discovery", &self.discovery.url()]);
+        Server::process(command).await
+    }
+}
+
+mod suite {
+    switchboard_adapter_core::conformance_suite!(super::Processes, crash);
 }

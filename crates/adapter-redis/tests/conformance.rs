@@ -28,7 +28,7 @@ macro_rules! backend {
             async fn transport(&self) -> RedisTransport {
                 transport(&self.0.url(), $options).await
             }
-            fn crash(&self, t: &RedisTransport) {
+            fn crash(t: &RedisTransport) {
                 t.crash_for_tests();
             }
         }

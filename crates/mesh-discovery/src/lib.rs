@@ -27,4 +27,6 @@ mod metrics;
 mod server;
 
 pub use metrics::DiscoveryMetrics;
-pub use server::{CLOSE_GOING_AWAY, CLOSE_UNAUTHORIZED, Discovery, DiscoveryOptions};
+pub use server::{
+    CLOSE_GOING_AWAY, CLOSE_UNAUTHORIZED, Discovery, DiscoveryOptions, RunningDiscovery,
+};

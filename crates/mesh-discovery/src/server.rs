@@ -82,6 +82,31 @@ pub struct Discovery {
     inner: Arc<Inner>,
 }
 
+/// A discovery service serving in a task ([`Discovery::spawn`]); dropping it shuts it down as
+/// [`shutdown`](RunningDiscovery::shutdown) does.
+#[derive(Debug)]
+pub struct RunningDiscovery {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl RunningDiscovery {
+    /// Where it listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its URL for pods: `ws://<addr>`.
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// Stops accepting and closes every pod with 1001 `discovery-shutdown`.
+    pub fn shutdown(self) {
+        let _ = self.stop.send(());
+    }
+}
+
 /// Compares two secrets in time independent of where they differ.
 fn same_secret(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
@@ -145,6 +170,17 @@ impl Discovery {
                 this.close_all();
             })
             .await
+    }
+
+    /// Serves on `listener` in a task of its own until the returned handle is shut down or
+    /// dropped (embedding, tests).
+    pub fn spawn(self, listener: TcpListener) -> std::io::Result<RunningDiscovery> {
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(self.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        Ok(RunningDiscovery { addr, stop })
     }
 
     /// Closes every connection with 1001 `discovery-shutdown`.

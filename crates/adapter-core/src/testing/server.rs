@@ -9,6 +9,7 @@ use socketioxide::{
     SocketIo,
     adapter::Emitter,
     extract::{AckSender, Data, SocketRef},
+    handler::ConnectHandler,
 };
 use tokio::net::TcpListener;
 
@@ -36,7 +37,12 @@ impl<T: Transport> Drop for TestServer<T> {
     }
 }
 
-async fn on_connect<T: Transport>(socket: SocketRef<TestAdapter<T>>, Data(auth): Data<Json>) {
+/// Runs before socketioxide sends the CONNECT packet (the connect handler runs after it), so a
+/// client that sees itself connected is already in its rooms and has its handlers.
+async fn setup<T: Transport>(
+    socket: SocketRef<TestAdapter<T>>,
+    Data(auth): Data<Json>,
+) -> Result<(), std::convert::Infallible> {
     if let Some(rooms) = auth.get("rooms").and_then(Json::as_array) {
         let rooms: Vec<String> = rooms
             .iter()
@@ -53,7 +59,10 @@ async fn on_connect<T: Transport>(socket: SocketRef<TestAdapter<T>>, Data(auth):
     socket.on("ping", async |ack: AckSender<TestAdapter<T>>| {
         let _ = ack.send(&"pong");
     });
+    Ok(())
 }
+
+async fn connected<T: Transport>(_socket: SocketRef<TestAdapter<T>>) {}
 
 /// Starts a server with namespaces `/`, `/admin` and the dynamic `/dyn/{id}`.
 pub async fn start<T: Transport + Clone>(transport: T, config: crate::Config) -> TestServer<T> {
@@ -64,11 +73,11 @@ pub async fn start<T: Transport + Clone>(transport: T, config: crate::Config) ->
         .max_buffer_size(1 << 20)
         .build_layer();
     for nsp in ["/", "/admin"] {
-        if let Err(e) = io.ns(nsp, on_connect::<T>).await {
+        if let Err(e) = io.ns(nsp, connected::<T>.with(setup::<T>)).await {
             panic!("namespace {nsp}: {e}");
         }
     }
-    if let Err(e) = io.dyn_ns("/dyn/{id}", on_connect::<T>) {
+    if let Err(e) = io.dyn_ns("/dyn/{id}", connected::<T>.with(setup::<T>)) {
         panic!("dynamic namespace: {e}");
     }
     let app = axum::Router::new().layer(layer);
