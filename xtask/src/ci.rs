@@ -35,6 +35,30 @@ pub(crate) fn mesh_demo(args: &[String]) -> Result<()> {
     cargo(&all)
 }
 
+/// `cargo xtask bench [--quick] [--runs N] [--only names]`: builds the harness in release mode
+/// and runs it (see `xtask/bench`).
+pub(crate) fn bench(args: &[String]) -> Result<()> {
+    cargo(&[
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "xtask-bench",
+        "--bins",
+    ])?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), Into::into);
+    let status = Command::new(target.join("release/bench"))
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .context("running the bench harness")?;
+    if !status.success() {
+        bail!("the bench harness failed ({status})");
+    }
+    Ok(())
+}
+
 pub(crate) fn run() -> Result<()> {
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&[

@@ -5,6 +5,7 @@
 //! cargo xtask tidy    the house rules (also a #[test], so plain `cargo test` enforces them)
 //! cargo xtask demo    the main job: a discovery service and three servers in a mesh, chatting
 //! cargo xtask demo wire   the wire round-trip demo
+//! cargo xtask bench   Switchboard against Node's adapters and socketioxide-redis (--quick: < 3 min)
 //! ```
 
 mod ci;
@@ -33,8 +34,9 @@ fn main() -> Result<()> {
         }
         Some("demo") if args.get(1).map(String::as_str) == Some("wire") => demo::run(),
         Some("demo") => ci::mesh_demo(&args[1..]),
+        Some("bench") => ci::bench(&args[1..]),
         other => bail!(
-            "unknown task {other:?}\n\nusage: cargo xtask <task>\n  ci     fmt --check, clippy -D warnings, all tests (what CI runs)\n  tidy   check the house rules\n  demo   three servers in a mesh with discovery, chatting (demo wire: the wire round trip)"
+            "unknown task {other:?}\n\nusage: cargo xtask <task>\n  ci     fmt --check, clippy -D warnings, all tests (what CI runs)\n  tidy   check the house rules\n  demo   three servers in a mesh with discovery, chatting (demo wire: the wire round trip)\n  bench  Switchboard against Node's adapters and socketioxide-redis (--quick, --runs N, --only a,b)"
         ),
     }
 }

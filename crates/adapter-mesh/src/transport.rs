@@ -303,6 +303,8 @@ async fn acceptor(inner: Weak<Inner>, listener: TcpListener) {
             continue;
         };
         let Some(inner) = inner.upgrade() else { break };
+        // frames are small and latency-bound (acks, request answers): no Nagle delay
+        let _ = stream.set_nodelay(true);
         let config = WebSocketConfig::default()
             .max_frame_size(Some(inner.options.max_frame_size))
             .max_message_size(Some(inner.options.max_frame_size));

@@ -1,0 +1,216 @@
+//! One benchmark server: `bench-server --impl <name> [--redis URL] [--discovery URL]`. Prints
+//! `ready <port>` once it listens. Every implementation runs the same app:
+//!
+//! - namespace `/`: load clients; each receives `count` events `{seq, ts, pad}` and acks `ask`;
+//! - namespace `/ctl`: the harness asks `blast {start, count, size, rate}` (server-wide `count`
+//!   events, paced at `rate`/s or unpaced when 0, acked when all were emitted), `fetch n`
+//!   (n fetchSockets, acked with their durations in µs) and `acks n` (n broadcasts with acks to
+//!   every client, acked with their completion times in µs).
+#![allow(clippy::print_stdout)] // the harness reads the port from stdout
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use axum::serve::ListenerExt;
+use futures_util::{StreamExt, future::BoxFuture};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use socketioxide::{
+    SocketIo, SocketIoBuilder,
+    adapter::{Adapter, Emitter},
+    extract::{AckSender, Data, SocketRef},
+};
+use socketioxide_core::adapter::DefinedAdapter;
+use switchboard_adapter_mesh::{MeshAdapter, MeshOptions, MeshTransport};
+use switchboard_adapter_redis::{ClusterState, Config, RedisAdapter, RedisOptions, RedisTransport};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Deserialize)]
+struct Blast {
+    start: u64,
+    count: u64,
+    size: usize,
+    /// Events per second; 0: as fast as possible.
+    rate: u64,
+}
+
+#[derive(Serialize)]
+struct Count<'a> {
+    seq: u64,
+    ts: u64,
+    pad: &'a str,
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+async fn blast<A: Adapter>(io: &SocketIo<A>, b: &Blast) {
+    let pad = "x".repeat(b.size);
+    let mut tick = (b.rate > 0).then(|| {
+        let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / b.rate as f64));
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        t
+    });
+    for seq in b.start..b.start + b.count {
+        if let Some(t) = tick.as_mut() {
+            t.tick().await;
+        }
+        let _ = io
+            .emit(
+                "count",
+                &Count {
+                    seq,
+                    ts: now_us(),
+                    pad: &pad,
+                },
+            )
+            .await;
+    }
+}
+
+fn micros(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+async fn control<A: Adapter>(socket: SocketRef<A>) {
+    socket.on(
+        "blast",
+        async |io: SocketIo<A>, Data(b): Data<Blast>, ack: AckSender<A>| {
+            blast(&io, &b).await;
+            let _ = ack.send(&"done");
+        },
+    );
+    socket.on(
+        "fetch",
+        async |io: SocketIo<A>, Data(n): Data<u32>, ack: AckSender<A>| {
+            let mut times = Vec::new();
+            for _ in 0..n {
+                let t = Instant::now();
+                let found = io.fetch_sockets().await.map(|s| s.len()).unwrap_or(0);
+                times.push((micros(t), found));
+            }
+            let _ = ack.send(&times);
+        },
+    );
+    socket.on(
+        "acks",
+        async |io: SocketIo<A>, Data(n): Data<u32>, ack: AckSender<A>| {
+            let mut times = Vec::new();
+            for _ in 0..n {
+                let t = Instant::now();
+                let got = match io
+                    .timeout(Duration::from_secs(5))
+                    .emit_with_ack::<_, Json>("ask", &1)
+                    .await
+                {
+                    Ok(stream) => {
+                        stream
+                            .filter(|(_, r)| std::future::ready(r.is_ok()))
+                            .count()
+                            .await
+                    }
+                    Err(_) => 0,
+                };
+                times.push((micros(t), got));
+            }
+            let _ = ack.send(&times);
+        },
+    );
+}
+
+/// Waits until a namespace's adapter is ready (subscribed, connected).
+type Init<A> = fn(
+    <A as socketioxide_core::adapter::CoreAdapter<Emitter>>::InitRes,
+) -> BoxFuture<'static, Result<()>>;
+
+fn ready(_: ()) -> BoxFuture<'static, Result<()>> {
+    Box::pin(async { Ok(()) })
+}
+
+fn init<F, E>(f: F) -> BoxFuture<'static, Result<()>>
+where
+    F: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    Box::pin(async move { f.await.map_err(|e| anyhow::anyhow!("adapter init: {e}")) })
+}
+
+async fn serve<A: Adapter + DefinedAdapter>(
+    builder: SocketIoBuilder<A>,
+    init: Init<A>,
+) -> Result<()> {
+    // every delivery must count: socketioxide drops packets to a socket whose buffer is full
+    let (layer, io) = builder.max_buffer_size(1 << 20).build_layer();
+    init(io.ns("/", async |_: SocketRef<A>| {})).await?;
+    init(io.ns("/ctl", control::<A>)).await?;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    println!("ready {}", listener.local_addr()?.port());
+    let app = axum::Router::new().layer(layer);
+    // small frames leave at once, as from Node (whose sockets are noDelay)
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let imp = arg(&args, "--impl").context("--impl")?;
+    let redis = || arg(&args, "--redis").context("--redis");
+    let config = Config::default();
+    match imp.as_str() {
+        "socketioxide" => serve(SocketIo::builder(), ready).await,
+        "socketioxide-redis" => {
+            let mut cfg = fred::prelude::Config::from_url(&redis()?)?;
+            cfg.version = fred::types::RespVersion::RESP3;
+            let client = fred::prelude::Builder::from_config(cfg).build_subscriber_client()?;
+            let ctr = socketioxide_redis::RedisAdapterCtr::new_with_fred(client).await?;
+            serve(
+                SocketIo::builder().with_adapter::<socketioxide_redis::FredAdapter<Emitter>>(ctr),
+                init,
+            )
+            .await
+        }
+        "switchboard-redis" | "switchboard-redis-sharded" => {
+            let options = if imp.ends_with("sharded") {
+                RedisOptions::sharded()
+            } else {
+                RedisOptions::classic()
+            };
+            let transport = RedisTransport::connect(&redis()?, options).await?;
+            let state = ClusterState::new(transport, config);
+            serve(
+                SocketIo::builder().with_adapter::<RedisAdapter<Emitter>>(state),
+                init,
+            )
+            .await
+        }
+        "switchboard-mesh" => {
+            let discovery = arg(&args, "--discovery").context("--discovery")?;
+            let options = MeshOptions::default()
+                .discovery(discovery)
+                .bind([127, 0, 0, 1].into())
+                .ws_port(0);
+            let transport = MeshTransport::start(options).await?;
+            let state = ClusterState::new(transport, config);
+            serve(
+                SocketIo::builder().with_adapter::<MeshAdapter<Emitter>>(state),
+                init,
+            )
+            .await
+        }
+        other => bail!("unknown implementation {other}"),
+    }
+}

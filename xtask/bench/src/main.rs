@@ -1,0 +1,267 @@
+//! `cargo xtask bench [--quick] [--runs N] [--only a,b]`: Switchboard's transports against Node's
+//! redis adapters and socketioxide-redis, with single-server baselines, in one run on this
+//! machine. Implementations are interleaved (A B C…, A B C…) `--runs` times (3 by default, 1
+//! with `--quick`); the report gives medians and min–max, and ratios to socketioxide-redis and to
+//! Node classic. Writes `docs/benchmarks.md` and `docs/benchmarks/results.json` unless `--quick`.
+#![allow(clippy::print_stdout)] // a command-line report
+
+mod load;
+mod procs;
+mod report;
+mod scenarios;
+
+use std::{net::SocketAddr, process::Command};
+
+use anyhow::{Result, bail};
+use switchboard_mesh_discovery::{Discovery, DiscoveryOptions, RunningDiscovery};
+
+use crate::{
+    procs::{Proc, Redis, bench_server, interop_dir, server},
+    report::Results,
+    scenarios::Figures,
+};
+
+/// How much each scenario does.
+pub(crate) struct Sizes {
+    clients: usize,
+    warm: u64,
+    blast: u64,
+    paced: u64,
+    path_small: u64,
+    path_large: u64,
+    requests: u32,
+}
+
+const FULL: Sizes = Sizes {
+    clients: 200,
+    warm: 1_000,
+    blast: 20_000,
+    paced: 5_000,
+    path_small: 20_000,
+    path_large: 5_000,
+    requests: 200,
+};
+
+const QUICK: Sizes = Sizes {
+    clients: 200,
+    warm: 300,
+    blast: 3_000,
+    paced: 750,
+    path_small: 5_000,
+    path_large: 1_000,
+    requests: 30,
+};
+
+/// One implementation under test.
+#[derive(Clone, Copy)]
+pub(crate) struct Impl {
+    pub(crate) name: &'static str,
+    kind: Kind,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// `bench-server --impl <name>`.
+    Rust(&'static str),
+    /// `node bench-server.js --mode <mode>`.
+    Node(&'static str),
+}
+
+pub(crate) const IMPLS: [Impl; 8] = [
+    Impl {
+        name: "switchboard redis classic",
+        kind: Kind::Rust("switchboard-redis"),
+    },
+    Impl {
+        name: "switchboard redis sharded",
+        kind: Kind::Rust("switchboard-redis-sharded"),
+    },
+    Impl {
+        name: "switchboard mesh",
+        kind: Kind::Rust("switchboard-mesh"),
+    },
+    Impl {
+        name: "socketioxide-redis 0.4",
+        kind: Kind::Rust("socketioxide-redis"),
+    },
+    Impl {
+        name: "node redis-adapter classic",
+        kind: Kind::Node("classic"),
+    },
+    Impl {
+        name: "node redis-adapter sharded",
+        kind: Kind::Node("sharded"),
+    },
+    Impl {
+        name: "socketioxide, no adapter (1 server)",
+        kind: Kind::Rust("socketioxide"),
+    },
+    Impl {
+        name: "node, no adapter (1 server)",
+        kind: Kind::Node("none"),
+    },
+];
+
+impl Impl {
+    /// A single server without adapter: a baseline for blast and paced only.
+    pub(crate) fn single(&self) -> bool {
+        matches!(self.kind, Kind::Rust("socketioxide") | Kind::Node("none"))
+    }
+
+    fn uses_redis(&self) -> bool {
+        !self.single() && self.kind != Kind::Rust("switchboard-mesh")
+    }
+
+    fn command(&self, redis: &str, discovery: &str) -> Command {
+        match self.kind {
+            Kind::Rust(name) => {
+                let mut c = Command::new(bench_server());
+                c.args(["--impl", name, "--redis", redis, "--discovery", discovery]);
+                c
+            }
+            Kind::Node(mode) => {
+                let mut c = Command::new("node");
+                c.arg(interop_dir().join("bench-server.js"))
+                    .args(["--mode", mode, "--redis", redis]);
+                c
+            }
+        }
+    }
+}
+
+/// Starts `n` servers of `imp` (one for a single-server baseline) and waits until the cluster
+/// formed.
+async fn servers(
+    imp: &Impl,
+    n: usize,
+    redis: &Redis,
+) -> Result<(Vec<Proc>, Vec<SocketAddr>, Option<RunningDiscovery>)> {
+    let discovery = if imp.kind == Kind::Rust("switchboard-mesh") {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Some(Discovery::new(DiscoveryOptions::default(), None).spawn(listener)?)
+    } else {
+        None
+    };
+    let url = discovery
+        .as_ref()
+        .map(RunningDiscovery::url)
+        .unwrap_or_default();
+    let n = if imp.single() { 1 } else { n };
+    let mut procs = Vec::new();
+    let mut addrs = Vec::new();
+    for _ in 0..n {
+        let (p, a) = server(imp.command(&redis.url(), &url))?;
+        procs.push(p);
+        addrs.push(a);
+    }
+    if discovery.is_some() {
+        // the mesh connects asynchronously: wait until a fetchSockets sees every server
+        let ctl = load::Control::connect(addrs[0]).await?;
+        let _conns = load::Load::connect(&addrs, n).await?;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let r = ctl
+                .call(
+                    "fetch",
+                    serde_json::json!(1),
+                    std::time::Duration::from_secs(10),
+                )
+                .await?;
+            if r[0][1].as_u64() == Some(n as u64) {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("the mesh did not form");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    } else {
+        // redis subscriptions settle within a moment; give them one
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    Ok((procs, addrs, discovery))
+}
+
+async fn run_impl(imp: &Impl, redis: &Redis, sizes: &Sizes) -> Result<Vec<(String, Figures)>> {
+    let mut out = Vec::new();
+    let (procs, addrs, _d) = servers(imp, 2, redis).await?;
+    out.push((
+        "blast".into(),
+        scenarios::blast(&procs, &addrs, sizes).await?,
+    ));
+    drop((procs, addrs, _d));
+    let (procs, addrs, _d) = servers(imp, 2, redis).await?;
+    out.push((
+        "paced".into(),
+        scenarios::paced(&procs, &addrs, sizes).await?,
+    ));
+    drop((procs, addrs, _d));
+    if imp.single() {
+        return Ok(out);
+    }
+    let redis_proc = imp.uses_redis().then_some(&redis.proc);
+    for (label, size, n) in [
+        ("adapter path 64 B", 64, sizes.path_small),
+        ("adapter path 4 KiB", 4096, sizes.path_large),
+    ] {
+        let (procs, addrs, _d) = servers(imp, 2, redis).await?;
+        out.push((
+            label.into(),
+            scenarios::adapter_path(&procs, &addrs, redis_proc, size, n).await?,
+        ));
+    }
+    let (_procs, addrs, _d) = servers(imp, 3, redis).await?;
+    out.push(("requests".into(), scenarios::requests(&addrs, sizes).await?));
+    Ok(out)
+}
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let runs: usize = arg(&args, "--runs")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(if quick { 1 } else { 3 });
+    let only = arg(&args, "--only");
+    let sizes = if quick { &QUICK } else { &FULL };
+    let node = interop_dir().join("node_modules/socket.io").is_dir();
+    if !node {
+        println!("(Node implementations skipped: run `npm ci` in xtask/interop)");
+    }
+    let impls: Vec<Impl> = IMPLS
+        .into_iter()
+        .filter(|i| node || !matches!(i.kind, Kind::Node(_)))
+        .filter(|i| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|w| i.name.contains(w.trim())))
+        })
+        .collect();
+    let redis = Redis::start()?;
+    let mut results = Results::new(quick, runs, sizes);
+    for run in 0..runs {
+        for imp in &impls {
+            println!("run {}/{runs}: {}", run + 1, imp.name);
+            match run_impl(imp, &redis, sizes).await {
+                Ok(figures) => {
+                    for (scenario, f) in figures {
+                        results.add(imp.name, &scenario, f);
+                    }
+                }
+                Err(e) => println!("  failed: {e:#}"),
+            }
+        }
+        results.add_redis(redis.publish_ceiling(if quick { 100_000 } else { 1_000_000 }));
+    }
+    let markdown = results.markdown(&impls);
+    println!("\n{markdown}");
+    if !quick {
+        results.write(&markdown)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,397 @@
+//! Medians, min–max and ratios of the runs, as a markdown report and JSON.
+
+use std::{collections::BTreeMap, fmt::Write, process::Command};
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::{Impl, Sizes, scenarios::Figures};
+
+const SIOXIDE_REDIS: &str = "socketioxide-redis 0.4";
+const NODE_CLASSIC: &str = "node redis-adapter classic";
+const SIOXIDE_ALONE: &str = "socketioxide, no adapter (1 server)";
+
+pub(crate) struct Results {
+    quick: bool,
+    runs: usize,
+    sizes: String,
+    /// (implementation, scenario) → one Figures per run.
+    data: BTreeMap<(String, String), Vec<Figures>>,
+    redis_publish: Vec<f64>,
+}
+
+fn median(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    Some((m, v[0], v[v.len() - 1]))
+}
+
+fn num(x: f64) -> String {
+    let a = x.abs();
+    if a >= 1e6 {
+        format!("{:.2}M", x / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.0}k", x / 1e3)
+    } else if a >= 100.0 {
+        format!("{x:.0}")
+    } else if a >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+fn shell(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+impl Results {
+    pub(crate) fn new(quick: bool, runs: usize, s: &Sizes) -> Self {
+        Results {
+            quick,
+            runs,
+            sizes: format!(
+                "{} clients; blast {} + {} warm-up events; paced {} events at 500/s; adapter path {} × 64 B and {} × 4 KiB; {} requests of each kind",
+                s.clients, s.blast, s.warm, s.paced, s.path_small, s.path_large, s.requests
+            ),
+            data: BTreeMap::new(),
+            redis_publish: Vec::new(),
+        }
+    }
+
+    pub(crate) fn add(&mut self, imp: &str, scenario: &str, f: Figures) {
+        self.data
+            .entry((imp.to_owned(), scenario.to_owned()))
+            .or_default()
+            .push(f);
+    }
+
+    pub(crate) fn add_redis(&mut self, publish: Option<f64>) {
+        self.redis_publish.extend(publish);
+    }
+
+    /// (median, min, max) of `metric`.
+    fn stat(&self, imp: &str, scenario: &str, metric: &str) -> Option<(f64, f64, f64)> {
+        let runs = self.data.get(&(imp.to_owned(), scenario.to_owned()))?;
+        median(runs.iter().filter_map(|f| f.get(metric).copied()).collect())
+    }
+
+    fn cell(&self, imp: &str, scenario: &str, metric: &str) -> String {
+        match self.stat(imp, scenario, metric) {
+            None => "–".into(),
+            Some((m, lo, hi)) if self.runs > 1 && lo != hi => {
+                format!("{} ({}–{})", num(m), num(lo), num(hi))
+            }
+            Some((m, _, _)) => num(m),
+        }
+    }
+
+    fn ratio(&self, imp: &str, base: &str, scenario: &str, metric: &str) -> String {
+        match (
+            self.stat(imp, scenario, metric),
+            self.stat(base, scenario, metric),
+        ) {
+            (Some((a, _, _)), Some((b, _, _))) if b > 0.0 => format!("{:.2}×", a / b),
+            _ => "–".into(),
+        }
+    }
+
+    fn table(&self, out: &mut String, impls: &[Impl], scenario: &str, cols: &[(&str, &str)]) {
+        let present: Vec<&Impl> = impls
+            .iter()
+            .filter(|i| {
+                self.data
+                    .contains_key(&(i.name.to_owned(), scenario.to_owned()))
+            })
+            .collect();
+        if present.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "\n### {scenario}\n");
+        let _ = write!(out, "| implementation |");
+        for (_, h) in cols {
+            let _ = write!(out, " {h} |");
+        }
+        let _ = write!(out, "\n|---|");
+        for _ in cols {
+            let _ = write!(out, "---|");
+        }
+        out.push('\n');
+        for i in present {
+            let _ = write!(out, "| {} |", i.name);
+            for (metric, _) in cols {
+                let cell = match metric.split_once(':') {
+                    Some((base, m)) => self.ratio(i.name, base, scenario, m),
+                    None => self.cell(i.name, scenario, metric),
+                };
+                let _ = write!(out, " {cell} |");
+            }
+            out.push('\n');
+        }
+    }
+
+    fn target(&self, out: &mut String, what: &str, value: Option<f64>, goal: f64, at_least: bool) {
+        let verdict = match value {
+            Some(v) if (at_least && v >= goal) || (!at_least && v <= goal) => {
+                format!("{v:.2} — met")
+            }
+            Some(v) => format!("{v:.2} — **missed**"),
+            None => "not measured".into(),
+        };
+        let _ = writeln!(
+            out,
+            "| {what} | {} {goal} | {verdict} |",
+            if at_least { "≥" } else { "≤" }
+        );
+    }
+
+    fn m(&self, imp: &str, scenario: &str, metric: &str) -> Option<f64> {
+        self.stat(imp, scenario, metric).map(|s| s.0)
+    }
+
+    fn ratio_of(&self, a: (&str, &str, &str), b: (&str, &str, &str)) -> Option<f64> {
+        Some(self.m(a.0, a.1, a.2)? / self.m(b.0, b.1, b.2)?)
+    }
+
+    pub(crate) fn markdown(&self, impls: &[Impl]) -> String {
+        let mut out = String::new();
+        let cpu = shell(
+            "sh",
+            &["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
+        );
+        let _ = writeln!(
+            out,
+            "Command: `cargo xtask bench{}` ({} run{}, interleaved; median and min–max). Date: {}. Machine: {} cores ({}), {}. Node {}, {}.\n\nSizes: {}.",
+            if self.quick { " --quick" } else { "" },
+            self.runs,
+            if self.runs == 1 { "" } else { "s" },
+            shell("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            shell("nproc", &[]),
+            cpu.trim(),
+            shell(
+                "sh",
+                &["-c", "free -g | awk '/Mem:/ {print $2 \" GiB RAM\"}'"]
+            ),
+            shell("node", &["--version"]),
+            shell("sh", &["-c", "redis-server --version | cut -d' ' -f1-3"]),
+            self.sizes,
+        );
+        self.table(
+            &mut out,
+            impls,
+            "blast",
+            &[
+                ("deliveries_per_s", "deliveries/s"),
+                ("cpu_us_per_delivery", "server CPU µs/delivery"),
+                ("p50_ms", "p50 ms"),
+                ("p99_ms", "p99 ms"),
+                ("peak_rss_mib", "peak RSS MiB"),
+                ("lost", "lost"),
+                ("client_cpu_pct", "load client CPU %"),
+                (
+                    "socketioxide-redis 0.4:deliveries_per_s",
+                    "vs socketioxide-redis",
+                ),
+                (
+                    "node redis-adapter classic:deliveries_per_s",
+                    "vs Node classic",
+                ),
+            ],
+        );
+        self.table(
+            &mut out,
+            impls,
+            "paced",
+            &[
+                ("local_p50_ms", "emitting p50 ms"),
+                ("local_p99_ms", "emitting p99 ms"),
+                ("remote_p50_ms", "remote p50 ms"),
+                ("remote_p99_ms", "remote p99 ms"),
+                ("cpu_us_per_delivery", "server CPU µs/delivery"),
+                ("lost", "lost"),
+            ],
+        );
+        for scenario in ["adapter path 64 B", "adapter path 4 KiB"] {
+            self.table(
+                &mut out,
+                impls,
+                scenario,
+                &[
+                    ("events_per_s", "cross-server events/s"),
+                    ("cpu_us_per_event_a", "CPU µs/event A"),
+                    ("cpu_us_per_event_b", "CPU µs/event B"),
+                    ("cpu_us_per_event_redis", "CPU µs/event redis"),
+                    ("lost", "lost"),
+                    (
+                        "switchboard redis classic:events_per_s",
+                        "vs Switchboard redis classic",
+                    ),
+                ],
+            );
+        }
+        self.table(
+            &mut out,
+            impls,
+            "requests",
+            &[
+                ("fetch_p50_ms", "fetchSockets p50 ms"),
+                ("fetch_p99_ms", "fetchSockets p99 ms"),
+                ("fetch_answers", "sockets found"),
+                ("acks_p50_ms", "broadcast with acks p50 ms"),
+                ("acks_p99_ms", "broadcast with acks p99 ms"),
+                ("acks_answers", "acks"),
+            ],
+        );
+        if let Some((m, lo, hi)) = median(self.redis_publish.clone()) {
+            let _ = writeln!(
+                out,
+                "\nBroker ceiling (`redis-benchmark` PUBLISH 64 B, 20 connections, pipeline 16): {} requests/s ({}–{}).",
+                num(m),
+                num(lo),
+                num(hi)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n### Targets (Switchboard redis classic, ratios in this run)\n\n| target | goal | measured |\n|---|---|---|"
+        );
+        let sb = "switchboard redis classic";
+        self.target(
+            &mut out,
+            "blast deliveries/s vs socketioxide-redis",
+            self.ratio_of(
+                (sb, "blast", "deliveries_per_s"),
+                (SIOXIDE_REDIS, "blast", "deliveries_per_s"),
+            ),
+            3.0,
+            true,
+        );
+        self.target(
+            &mut out,
+            "blast deliveries/s vs socketioxide without adapter",
+            self.ratio_of(
+                (sb, "blast", "deliveries_per_s"),
+                (SIOXIDE_ALONE, "blast", "deliveries_per_s"),
+            ),
+            0.5,
+            true,
+        );
+        self.target(
+            &mut out,
+            "blast CPU/delivery vs socketioxide without adapter",
+            self.ratio_of(
+                (sb, "blast", "cpu_us_per_delivery"),
+                (SIOXIDE_ALONE, "blast", "cpu_us_per_delivery"),
+            ),
+            2.0,
+            false,
+        );
+        self.target(
+            &mut out,
+            "paced remote p99 vs socketioxide-redis",
+            self.ratio_of(
+                (sb, "paced", "remote_p99_ms"),
+                (SIOXIDE_REDIS, "paced", "remote_p99_ms"),
+            ),
+            1.0,
+            false,
+        );
+        self.target(
+            &mut out,
+            "paced remote p99 vs Node classic",
+            self.ratio_of(
+                (sb, "paced", "remote_p99_ms"),
+                (NODE_CLASSIC, "paced", "remote_p99_ms"),
+            ),
+            0.4,
+            false,
+        );
+        self.target(
+            &mut out,
+            "adapter path 64 B: mesh vs Switchboard redis classic",
+            self.ratio_of(
+                ("switchboard mesh", "adapter path 64 B", "events_per_s"),
+                (sb, "adapter path 64 B", "events_per_s"),
+            ),
+            1.3,
+            true,
+        );
+        self.target(
+            &mut out,
+            "peak RSS per server vs socketioxide-redis",
+            self.ratio_of(
+                (sb, "blast", "peak_rss_mib"),
+                (SIOXIDE_REDIS, "blast", "peak_rss_mib"),
+            ),
+            1.5,
+            false,
+        );
+        out
+    }
+
+    /// `docs/benchmarks.md` (the report under a fixed preamble) and `docs/benchmarks/results.json`.
+    pub(crate) fn write(&self, markdown: &str) -> Result<()> {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+        std::fs::create_dir_all(docs.join("benchmarks"))?;
+        let runs: Vec<_> = self
+            .data
+            .iter()
+            .map(|((imp, scenario), figures)| {
+                json!({"implementation": imp, "scenario": scenario, "runs": figures})
+            })
+            .collect();
+        let json = json!({
+            "runs": self.runs,
+            "sizes": self.sizes,
+            "results": runs,
+            "redis_publish_per_s": self.redis_publish,
+        });
+        std::fs::write(
+            docs.join("benchmarks/results.json"),
+            serde_json::to_string_pretty(&json)?,
+        )?;
+        let preamble = std::fs::read_to_string(docs.join("benchmarks/preamble.md"))
+            .unwrap_or_else(|_| "# Benchmarks\n".into());
+        std::fs::write(
+            docs.join("benchmarks.md"),
+            format!("{preamble}\n## Results\n\n{markdown}"),
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{median, num};
+
+    #[test]
+    fn medians_ignore_missing_figures_and_keep_the_range() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some((2.0, 1.0, 3.0)));
+        assert_eq!(
+            median(vec![4.0, 1.0, f64::NAN, 2.0, 3.0]),
+            Some((2.5, 1.0, 4.0))
+        );
+        assert_eq!(median(vec![f64::NAN]), None);
+    }
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(num(2_345_678.0), "2.35M");
+        assert_eq!(num(43_210.0), "43k");
+        assert_eq!(num(512.3), "512");
+        assert_eq!(num(12.34), "12.3");
+        assert_eq!(num(0.456), "0.46");
+    }
+}

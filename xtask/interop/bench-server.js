@@ -1,0 +1,97 @@
+// A Node Socket.IO server for `cargo xtask bench`, with the same app as Switchboard's
+// bench-server:
+//
+//   node bench-server.js --mode classic|sharded|none [--redis redis://127.0.0.1:6379]
+//
+// Prints `ready <port>` once listening. Namespace "/" holds the load clients; namespace "/ctl"
+// takes "blast" {start, count, size, rate}, "fetch" n and "acks" n, each with an ack callback.
+"use strict";
+
+const http = require("node:http");
+const { performance } = require("node:perf_hooks");
+const { Server } = require("socket.io");
+const { createClient } = require("redis");
+const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : fallback;
+}
+
+const mode = arg("mode", "none");
+const redisUrl = arg("redis", "redis://127.0.0.1:6379");
+
+const nowUs = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function adapter() {
+  if (mode === "none") return undefined;
+  const pub = createClient({ url: redisUrl });
+  const sub = pub.duplicate();
+  pub.on("error", (e) => console.error("redis pub", e.message));
+  sub.on("error", (e) => console.error("redis sub", e.message));
+  await Promise.all([pub.connect(), sub.connect()]);
+  return mode === "sharded"
+    ? createShardedAdapter(pub, sub, { subscriptionMode: "static" })
+    : createAdapter(pub, sub);
+}
+
+async function blast(io, { start, count, size, rate }) {
+  const pad = "x".repeat(size);
+  if (!rate) {
+    // as fast as it can, yielding now and then so the sockets drain as in a real server
+    for (let seq = start; seq < start + count; seq++) {
+      io.emit("count", { seq, ts: nowUs(), pad });
+      if ((seq - start) % 100 === 99) await new Promise(setImmediate);
+    }
+    return;
+  }
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) {
+    const due = t0 + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await sleep(wait);
+    io.emit("count", { seq: start + i, ts: nowUs(), pad });
+  }
+}
+
+async function main() {
+  const server = http.createServer();
+  const io = new Server(server, { adapter: await adapter() });
+  io.on("connection", () => {});
+  io.of("/ctl").on("connection", (socket) => {
+    socket.on("blast", async (b, ack) => {
+      await blast(io, b);
+      ack("done");
+    });
+    socket.on("fetch", async (n, ack) => {
+      const times = [];
+      for (let i = 0; i < n; i++) {
+        const t = performance.now();
+        const found = (await io.fetchSockets()).length;
+        times.push([Math.round((performance.now() - t) * 1000), found]);
+      }
+      ack(times);
+    });
+    socket.on("acks", async (n, ack) => {
+      const times = [];
+      for (let i = 0; i < n; i++) {
+        const t = performance.now();
+        let got = 0;
+        try {
+          got = (await io.timeout(5000).emitWithAck("ask", 1)).length;
+        } catch (e) {
+          got = 0;
+        }
+        times.push([Math.round((performance.now() - t) * 1000), got]);
+      }
+      ack(times);
+    });
+  });
+  server.listen(0, "127.0.0.1", () => console.log(`ready ${server.address().port}`));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
