@@ -220,7 +220,16 @@ impl Results {
                 ("remote_p50_ms", "remote p50 ms"),
                 ("remote_p99_ms", "remote p99 ms"),
                 ("cpu_us_per_delivery", "server CPU µs/delivery"),
+                ("peak_rss_mib", "peak RSS MiB"),
                 ("lost", "lost"),
+                (
+                    "socketioxide-redis 0.4:remote_p99_ms",
+                    "remote p99 vs socketioxide-redis",
+                ),
+                (
+                    "node redis-adapter classic:remote_p99_ms",
+                    "remote p99 vs Node classic",
+                ),
             ],
         );
         for scenario in ["adapter path 64 B", "adapter path 4 KiB"] {
@@ -330,10 +339,20 @@ impl Results {
         );
         self.target(
             &mut out,
-            "peak RSS per server vs socketioxide-redis",
+            "peak RSS per server vs socketioxide-redis (blast)",
             self.ratio_of(
                 (sb, "blast", "peak_rss_mib"),
                 (SIOXIDE_REDIS, "blast", "peak_rss_mib"),
+            ),
+            1.5,
+            false,
+        );
+        self.target(
+            &mut out,
+            "peak RSS per server vs socketioxide-redis (paced, no backlog)",
+            self.ratio_of(
+                (sb, "paced", "peak_rss_mib"),
+                (SIOXIDE_REDIS, "paced", "peak_rss_mib"),
             ),
             1.5,
             false,

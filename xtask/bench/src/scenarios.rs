@@ -142,6 +142,15 @@ pub(crate) async fn paced(servers: &[Proc], addrs: &[SocketAddr], s: &Sizes) -> 
         "lost".into(),
         (e.n * e.clients as u64).saturating_sub(o.got) as f64,
     );
+    f.insert(
+        "peak_rss_mib".into(),
+        servers
+            .iter()
+            .map(|p| peak_rss_kib(p.pid()))
+            .max()
+            .unwrap_or(0) as f64
+            / 1024.0,
+    );
     latency(&mut f, "local_", o.load.latencies(Some(0)));
     if addrs.len() > 1 {
         latency(&mut f, "remote_", o.load.latencies(Some(1)));

@@ -511,24 +511,26 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for ClusterAdapter<E, T> {
         } else {
             None
         };
-        let local = if remote_target {
-            Ok(())
-        } else {
-            self.ensure_sid_rooms_of(&opts);
-            self.local.broadcast(packet, opts.clone())
-        };
-        if let Some(wire) = wire {
-            let sent = wire.map_err(Error::from).and_then(|packet| {
+        // publish first: enqueueing costs little, and remote clients do not wait for the local
+        // fan-out; the local delivery happens whatever the publish did
+        let sent = wire.map(|wire| {
+            wire.map_err(Error::from).and_then(|packet| {
                 self.publish(Body::Broadcast {
                     packet,
                     request_id: None,
                     opts: self.wire_opts(&opts, None),
                 })
-            });
-            if let Err(e) = sent {
-                local?;
-                return Err(BroadcastError::Adapter(AdapterError::from(e)));
-            }
+            })
+        });
+        let local = if remote_target {
+            Ok(())
+        } else {
+            self.ensure_sid_rooms_of(&opts);
+            self.local.broadcast(packet, opts)
+        };
+        if let Some(Err(e)) = sent {
+            local?;
+            return Err(BroadcastError::Adapter(AdapterError::from(e)));
         }
         local.map_err(BroadcastError::from)
     }
