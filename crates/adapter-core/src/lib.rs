@@ -3,7 +3,7 @@
 //!
 //! A transport (redis, mongo, mesh, cluster, or the [in-memory](memory) one here) only moves
 //! [`ClusterMessage`](switchboard_wire::ClusterMessage)s between nodes. Everything a user sees
-//! lives here: broadcasts (local delivery first, always; publishes pipelined), broadcasts with
+//! lives here: broadcasts (publish enqueued, then the local delivery, always), broadcasts with
 //! acks, fetchSockets, allRooms, socketsJoin/Leave, disconnectSockets, serverSideEmit with and
 //! without acks ([`ServerSide`]), server count and node liveness, request timeouts, and the
 //! mapping of Node's 20-character socket ids to socketioxide's 16-character ones.

@@ -128,7 +128,6 @@ impl RedisTransport {
         builder
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
             .with_performance_config(|p| {
-                p.broadcast_channel_capacity = 16_384;
                 p.default_command_timeout = Duration::from_secs(5);
             })
             .with_connection_config(|c| {
@@ -136,6 +135,13 @@ impl RedisTransport {
                 c.internal_command_timeout = Duration::from_secs(5);
             });
         let client = builder.build()?;
+        // Only the subscriber's message stream needs room for bursts. fred gives all nine
+        // broadcast channels of a client that capacity and allocates every slot up front
+        // (16,384 slots on both clients cost ~20 MiB of RSS).
+        builder.with_performance_config(|p| {
+            p.broadcast_channel_capacity = 8_192;
+            p.default_command_timeout = Duration::from_secs(5);
+        });
         let subscriber = builder.build_subscriber_client()?;
         client.init().await?;
         subscriber.init().await?;

@@ -107,6 +107,19 @@ impl RunningDiscovery {
     }
 }
 
+/// The roster of a registry, sorted by server id.
+fn roster_of(map: &HashMap<String, Entry>) -> Vec<PeerInfo> {
+    let mut servers: Vec<PeerInfo> = map
+        .iter()
+        .map(|(id, e)| PeerInfo {
+            server_id: id.clone(),
+            address: e.address.clone(),
+        })
+        .collect();
+    servers.sort_by(|a, b| a.server_id.cmp(&b.server_id));
+    servers
+}
+
 /// Compares two secrets in time independent of where they differ.
 fn same_secret(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
@@ -137,20 +150,13 @@ impl Discovery {
 
     /// Servers registered now.
     pub fn roster(&self) -> Vec<PeerInfo> {
-        let map = self
-            .inner
-            .registered
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let mut servers: Vec<PeerInfo> = map
-            .iter()
-            .map(|(id, e)| PeerInfo {
-                server_id: id.clone(),
-                address: e.address.clone(),
-            })
-            .collect();
-        servers.sort_by(|a, b| a.server_id.cmp(&b.server_id));
-        servers
+        roster_of(
+            &self
+                .inner
+                .registered
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     /// Serves on `listener` until `shutdown` resolves, then closes every pod with 1001
@@ -198,33 +204,35 @@ impl Discovery {
         }
     }
 
+    /// Sends the roster to every registered pod. Computed and sent under the registry's lock:
+    /// two changes at once (two pods registering together) must not reach a pod out of order,
+    /// or its last update would be the stale one and it would drop a peer for good.
     fn broadcast_roster(&self) {
-        let message = DiscoveryMessage::Update {
-            servers: self.roster(),
-        };
-        let frame = Bytes::from(message.to_msgpack());
-        let registered: Vec<u64> = self
+        let registered = self
             .inner
             .registered
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .map(|e| e.conn)
-            .collect();
+            .unwrap_or_else(|e| e.into_inner());
+        let message = DiscoveryMessage::Update {
+            servers: roster_of(&registered),
+        };
+        let frame = Bytes::from(message.to_msgpack());
         let conns = self
             .inner
             .connections
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        for conn in registered {
-            if let Some(tx) = conns.get(&conn) {
+        for entry in registered.values() {
+            if let Some(tx) = conns.get(&entry.conn) {
                 let _ = tx.send(Out::Frame(frame.clone()));
             }
         }
+        let count = registered.len();
+        drop(conns);
+        drop(registered);
         if let Some(m) = &self.inner.metrics {
             m.roster_broadcasts.inc();
-            m.registered
-                .set(i64::try_from(self.roster().len()).unwrap_or(i64::MAX));
+            m.registered.set(i64::try_from(count).unwrap_or(i64::MAX));
         }
     }
 

@@ -154,3 +154,30 @@ async fn a_pod_that_stops_answering_pings_is_dropped() {
     );
     drop(silent);
 }
+
+/// Pods registering at the same moment: every pod sees rosters that only grow, so its last
+/// update is the whole cluster (a stale roster arriving last would make it drop a peer for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_registrations_reach_every_pod_in_order() {
+    const PODS: usize = 32;
+    for _ in 0..20 {
+        let (addr, _stop) = serve(DiscoveryOptions::default()).await;
+        let pods = (0..PODS).map(|i| {
+            tokio::spawn(async move {
+                let mut ws = register(addr, &format!("pod-{i:02}"), None).await;
+                let mut sizes = Vec::new();
+                while sizes.last() != Some(&PODS) {
+                    sizes.push(roster(&mut ws).await.len());
+                }
+                sizes
+            })
+        });
+        for pod in futures_util::future::join_all(pods).await {
+            let sizes = pod.unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                sizes.windows(2).all(|w| w[0] <= w[1]),
+                "a pod saw the roster shrink while pods only registered: {sizes:?}"
+            );
+        }
+    }
+}

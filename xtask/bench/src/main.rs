@@ -5,6 +5,7 @@
 //! Node classic. Writes `docs/benchmarks.md` and `docs/benchmarks/results.json` unless `--quick`.
 #![allow(clippy::print_stdout)] // a command-line report
 
+mod chart;
 mod load;
 mod procs;
 mod report;
@@ -261,7 +262,7 @@ async fn main() -> Result<()> {
     let markdown = results.markdown(&impls);
     println!("\n{markdown}");
     if !quick {
-        results.write(&markdown)?;
+        results.write(&impls, &markdown)?;
     }
     Ok(())
 }

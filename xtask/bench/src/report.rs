@@ -361,9 +361,47 @@ impl Results {
     }
 
     /// `docs/benchmarks.md` (the report under a fixed preamble) and `docs/benchmarks/results.json`.
-    pub(crate) fn write(&self, markdown: &str) -> Result<()> {
+    pub(crate) fn write(&self, impls: &[Impl], markdown: &str) -> Result<()> {
         let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
         std::fs::create_dir_all(docs.join("benchmarks"))?;
+        let rows =
+            |scenario: &str, metric: &str, fallback: Option<&str>| -> Vec<crate::chart::Row> {
+                impls
+                    .iter()
+                    .map(|i| {
+                        let v = self
+                            .m(i.name, scenario, metric)
+                            .or_else(|| fallback.and_then(|f| self.m(i.name, scenario, f)));
+                        (i.name.to_owned(), v)
+                    })
+                    .collect()
+            };
+        let panels = [
+            (
+                "Blast: deliveries/s (higher is better)",
+                "deliveries per second",
+                rows("blast", "deliveries_per_s", None),
+            ),
+            (
+                "Paced: p99 latency on the remote server (lower is better)",
+                "ms (single server: its own clients)",
+                rows("paced", "remote_p99_ms", Some("local_p99_ms")),
+            ),
+            (
+                "Adapter path 64 B: cross-server events/s",
+                "events per second",
+                rows("adapter path 64 B", "events_per_s", None),
+            ),
+        ];
+        let chart = match crate::chart::draw(&docs.join("benchmarks/chart.png"), &panels) {
+            Ok(()) => {
+                "\n![blast throughput, paced p99 and adapter path per implementation](benchmarks/chart.png)\n"
+            }
+            Err(e) => {
+                println!("no chart: {e:#}");
+                ""
+            }
+        };
         let runs: Vec<_> = self
             .data
             .iter()
@@ -385,7 +423,7 @@ impl Results {
             .unwrap_or_else(|_| "# Benchmarks\n".into());
         std::fs::write(
             docs.join("benchmarks.md"),
-            format!("{preamble}\n## Results\n\n{markdown}"),
+            format!("{preamble}\n## Results\n{chart}\n{markdown}"),
         )?;
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! The engine: socketioxide's `CoreAdapter` implemented once, over any [`Transport`].
 //!
 //! Semantics follow Node's `ClusterAdapterWithHeartbeat` (or plain `ClusterAdapter` when the
-//! transport counts subscribers): local delivery first and always, then one publish.
+//! transport counts subscribers): one publish enqueued (never awaited), then the local delivery,
+//! always.
 
 mod ack_stream;
 mod incoming;
