@@ -166,6 +166,14 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // warnings (a lagging subscriber, dropped messages) reach the harness's output
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let args: Vec<String> = std::env::args().collect();
     let imp = arg(&args, "--impl").context("--impl")?;
     let redis = || arg(&args, "--redis").context("--redis");
