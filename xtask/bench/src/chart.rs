@@ -54,6 +54,16 @@ where
         .disable_y_mesh()
         .disable_y_axis()
         .x_desc(unit)
+        .x_labels(5)
+        .x_label_formatter(&|v| {
+            if *v >= 1e6 {
+                format!("{:.1}M", v / 1e6)
+            } else if *v >= 1e3 {
+                format!("{:.0}k", v / 1e3)
+            } else {
+                format!("{v}")
+            }
+        })
         .x_label_style(("sans-serif", 14))
         .draw()
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -1,8 +1,9 @@
-//! `cargo xtask bench [--quick] [--runs N] [--only a,b]`: Switchboard's transports against Node's
+//! `cargo xtask bench [--quick] [--runs N] [--only a,b] [--chart]`: Switchboard's transports against Node's
 //! redis adapters and socketioxide-redis, with single-server baselines, in one run on this
 //! machine. Implementations are interleaved (A B C…, A B C…) `--runs` times (3 by default, 1
 //! with `--quick`); the report gives medians and min–max, and ratios to socketioxide-redis and to
-//! Node classic. Writes `docs/benchmarks.md` and `docs/benchmarks/results.json` unless `--quick`.
+//! Node classic. Writes `docs/benchmarks.md`, `docs/benchmarks/results.json` and the chart unless
+//! `--quick`; `--chart` only redraws the chart from `results.json`.
 #![allow(clippy::print_stdout)] // a command-line report
 
 mod chart;
@@ -231,6 +232,14 @@ async fn main() -> Result<()> {
         .unwrap_or(if quick { 1 } else { 3 });
     let only = arg(&args, "--only");
     let sizes = if quick { &QUICK } else { &FULL };
+    if args.iter().any(|a| a == "--chart") {
+        // redraw the chart of the committed full run
+        let results = Results::load(sizes)?;
+        if !results.draw_chart(&IMPLS) {
+            bail!("no chart drawn");
+        }
+        return Ok(());
+    }
     let node = interop_dir().join("node_modules/socket.io").is_dir();
     if !node {
         println!("(Node implementations skipped: run `npm ci` in xtask/interop)");

@@ -360,10 +360,9 @@ impl Results {
         out
     }
 
-    /// `docs/benchmarks.md` (the report under a fixed preamble) and `docs/benchmarks/results.json`.
-    pub(crate) fn write(&self, impls: &[Impl], markdown: &str) -> Result<()> {
+    /// Draws `docs/benchmarks/chart.png`; false (and says why) when it cannot.
+    pub(crate) fn draw_chart(&self, impls: &[Impl]) -> bool {
         let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
-        std::fs::create_dir_all(docs.join("benchmarks"))?;
         let rows =
             |scenario: &str, metric: &str, fallback: Option<&str>| -> Vec<crate::chart::Row> {
                 impls
@@ -393,14 +392,43 @@ impl Results {
                 rows("adapter path 64 B", "events_per_s", None),
             ),
         ];
-        let chart = match crate::chart::draw(&docs.join("benchmarks/chart.png"), &panels) {
-            Ok(()) => {
-                "\n![blast throughput, paced p99 and adapter path per implementation](benchmarks/chart.png)\n"
-            }
+        match crate::chart::draw(&docs.join("benchmarks/chart.png"), &panels) {
+            Ok(()) => true,
             Err(e) => {
                 println!("no chart: {e:#}");
-                ""
+                false
             }
+        }
+    }
+
+    /// The figures of a full run, from `docs/benchmarks/results.json`.
+    pub(crate) fn load(s: &Sizes) -> Result<Self> {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+            docs.join("benchmarks/results.json"),
+        )?)?;
+        let mut results = Results::new(false, 3, s);
+        for r in json["results"].as_array().into_iter().flatten() {
+            let runs: Vec<Figures> = serde_json::from_value(r["runs"].clone())?;
+            for f in runs {
+                results.add(
+                    r["implementation"].as_str().unwrap_or_default(),
+                    r["scenario"].as_str().unwrap_or_default(),
+                    f,
+                );
+            }
+        }
+        Ok(results)
+    }
+
+    /// `docs/benchmarks.md` (the report under a fixed preamble) and `docs/benchmarks/results.json`.
+    pub(crate) fn write(&self, impls: &[Impl], markdown: &str) -> Result<()> {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+        std::fs::create_dir_all(docs.join("benchmarks"))?;
+        let chart = if self.draw_chart(impls) {
+            "\n![blast throughput, paced p99 and adapter path per implementation](benchmarks/chart.png)\n"
+        } else {
+            ""
         };
         let runs: Vec<_> = self
             .data
