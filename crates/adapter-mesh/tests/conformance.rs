@@ -4,7 +4,6 @@
 use switchboard_adapter_core::testing::Backend;
 use switchboard_adapter_mesh::{MeshOptions, MeshTransport};
 use switchboard_mesh_discovery::{Discovery, DiscoveryOptions, RunningDiscovery};
-use tokio::net::TcpListener;
 
 struct Mesh {
     discovery: RunningDiscovery,
@@ -19,11 +18,9 @@ impl Backend for Mesh {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
         let discovery = Discovery::new(DiscoveryOptions::default(), None)
-            .spawn(listener)
+            .spawn_on(([127, 0, 0, 1], 0).into())
+            .await
             .unwrap_or_else(|e| panic!("{e}"));
         Mesh { discovery }
     }

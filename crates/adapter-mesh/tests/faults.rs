@@ -40,10 +40,10 @@ async fn discovery_on(listener: TcpListener) -> RunningDiscovery {
 }
 
 async fn discovery() -> (SocketAddr, RunningDiscovery) {
-    let listener = TcpListener::bind("127.0.0.1:0")
+    let running = Discovery::new(DiscoveryOptions::default(), None)
+        .spawn_on(([127, 0, 0, 1], 0).into())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let running = discovery_on(listener).await;
     (running.local_addr(), running)
 }
 

@@ -10,10 +10,7 @@ use switchboard_adapter_mesh::{
     metrics::{self, MeshMetrics},
 };
 use switchboard_mesh_discovery::{Discovery, DiscoveryOptions};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn scrape(addr: std::net::SocketAddr) -> String {
     let mut tcp = tokio::net::TcpStream::connect(addr)
@@ -37,13 +34,11 @@ fn value(text: &str, series: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesh_metrics_have_the_node_names() {
-    let listener = TcpListener::bind("127.0.0.1:0")
+    let discovery = Discovery::new(DiscoveryOptions::default(), None)
+        .spawn_on(([127, 0, 0, 1], 0).into())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let d = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(
-        Discovery::new(DiscoveryOptions::default(), None).serve(listener, std::future::pending()),
-    );
+    let d = discovery.local_addr();
     let mut servers = Vec::new();
     let mut registries = Vec::new();
     for _ in 0..2 {

@@ -14,7 +14,6 @@ use std::{
 use serde_json::json;
 use switchboard_adapter_core::testing::{Server, Servers, TestClient};
 use switchboard_mesh_discovery::{Discovery, DiscoveryOptions, RunningDiscovery};
-use tokio::net::TcpListener;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -108,13 +107,11 @@ async fn wait_count(c: &mut TestClient, n: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_form_a_mesh_lose_a_node_and_get_it_back() {
-    let listener = TcpListener::bind("127.0.0.1:0")
+    let running = Discovery::new(DiscoveryOptions::default(), None)
+        .spawn_on(([127, 0, 0, 1], 0).into())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let discovery = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(
-        Discovery::new(DiscoveryOptions::default(), None).serve(listener, std::future::pending()),
-    );
+    let discovery = running.local_addr();
     let mut nodes: Vec<Node> = (0..3).map(|_| Node::start(discovery)).collect();
     let mut a = TestClient::connect(nodes[0].addr, "/", json!({}), None)
         .await
@@ -152,11 +149,9 @@ struct Processes {
 
 impl Servers for Processes {
     async fn cluster() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
         let discovery = Discovery::new(DiscoveryOptions::default(), None)
-            .spawn(listener)
+            .spawn_on(([127, 0, 0, 1], 0).into())
+            .await
             .unwrap_or_else(|e| panic!("{e}"));
         Processes { discovery }
     }

@@ -79,6 +79,20 @@ impl Cluster {
         answer
     }
 
+    /// `io.to(rooms).emit(event)` without arguments on the Rust server (every socket when
+    /// `rooms` is empty).
+    async fn rust_emit(&self, rooms: &[&str], event: &str) {
+        let io = &self.rust.io;
+        let op = if rooms.is_empty() {
+            io.emit(event, &()).await
+        } else {
+            io.to(rooms.iter().map(|r| (*r).to_owned()).collect::<Vec<_>>())
+                .emit(event, &())
+                .await
+        };
+        op.unwrap_or_else(|e| panic!("emit {event}: {e}"));
+    }
+
     async fn client(&self, on_node: bool, rooms: &[&str], name: &str) -> TestClient {
         let addr = if on_node {
             self.node.addr()
@@ -98,17 +112,9 @@ impl Cluster {
 
 /// Events a client got before `marker`.
 async fn until(c: &mut TestClient, marker: &str) -> Vec<Event> {
-    let mut before = Vec::new();
-    loop {
-        let e = c
-            .event(WAIT)
-            .await
-            .unwrap_or_else(|| panic!("{marker} never arrived"));
-        if e.name == marker {
-            return before;
-        }
-        before.push(e);
-    }
+    c.until(marker, WAIT)
+        .await
+        .unwrap_or_else(|| panic!("{marker} never arrived"))
 }
 
 fn names(events: &[Event]) -> Vec<String> {
@@ -139,11 +145,7 @@ async fn interop(mode: &str) {
         .emit("r-except", &2)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    c.rust
-        .io
-        .emit("r-fence", &())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    c.rust_emit(&[], "r-fence").await;
     assert_eq!(names(&until(&mut nc, "r-fence").await), ["r-all", "r-room"]);
     assert_eq!(
         names(&until(&mut nc2, "r-fence").await),
@@ -291,28 +293,14 @@ async fn interop(mode: &str) {
         .join("vip")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    c.rust
-        .io
-        .to("vip")
-        .emit("vip", &())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    c.rust_emit(&["vip"], "vip").await;
     assert!(nc.receives("vip", WAIT).await, "the Node socket joined vip");
     remote_nc
         .leave("vip")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    c.rust
-        .io
-        .to("vip")
-        .emit("vip2", &())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    c.rust
-        .io
-        .emit("vip-fence", &())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    c.rust_emit(&["vip"], "vip2").await;
+    c.rust_emit(&[], "vip-fence").await;
     assert!(!names(&until(&mut nc, "vip-fence").await).contains(&"vip2".to_owned()));
 
     // remote operations, Node on the Rust socket
@@ -342,17 +330,8 @@ async fn interop(mode: &str) {
         .leave("r9")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    c.rust
-        .io
-        .to("r9")
-        .emit("nine2", &())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    c.rust
-        .io
-        .emit("r9-fence", &())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    c.rust_emit(&["r9"], "nine2").await;
+    c.rust_emit(&[], "r9-fence").await;
     assert!(!names(&until(&mut nc, "r9-fence").await).contains(&"nine2".to_owned()));
 
     // serverSideEmit with acks both ways

@@ -189,6 +189,12 @@ impl Discovery {
         Ok(RunningDiscovery { addr, stop })
     }
 
+    /// Binds `addr` (port 0: a free one) and serves there in a task of its own, as
+    /// [`spawn`](Discovery::spawn).
+    pub async fn spawn_on(self, addr: SocketAddr) -> std::io::Result<RunningDiscovery> {
+        self.spawn(TcpListener::bind(addr).await?)
+    }
+
     /// Closes every connection with 1001 `discovery-shutdown`.
     pub fn close_all(&self) {
         let conns: Vec<_> = self

@@ -8,23 +8,18 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use anyhow::{Context, Result, bail};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value as Json;
 use tokio::{net::TcpStream, sync::mpsc};
+
+use crate::shared::now_us;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-pub(crate) fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
 
 /// Opens a Socket.IO connection to namespace `nsp`.
 async fn open(addr: SocketAddr, nsp: &str) -> Result<Ws> {

@@ -11,16 +11,19 @@ mod load;
 mod procs;
 mod report;
 mod scenarios;
+mod shared;
 
 use std::{net::SocketAddr, process::Command};
 
 use anyhow::{Result, bail};
+use switchboard_adapter_redis::testing::RedisServer;
 use switchboard_mesh_discovery::{Discovery, DiscoveryOptions, RunningDiscovery};
 
 use crate::{
-    procs::{Proc, Redis, bench_server, interop_dir, server},
+    procs::{Proc, bench_server, interop_dir, publish_ceiling, server},
     report::Results,
     scenarios::Figures,
+    shared::arg,
 };
 
 /// How much each scenario does.
@@ -136,11 +139,15 @@ impl Impl {
 async fn servers(
     imp: &Impl,
     n: usize,
-    redis: &Redis,
+    redis: &RedisServer,
 ) -> Result<(Vec<Proc>, Vec<SocketAddr>, Option<RunningDiscovery>)> {
     let discovery = if imp.kind == Kind::Rust("switchboard-mesh") {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        Some(Discovery::new(DiscoveryOptions::default(), None).spawn(listener)?)
+        let local = ([127, 0, 0, 1], 0).into();
+        Some(
+            Discovery::new(DiscoveryOptions::default(), None)
+                .spawn_on(local)
+                .await?,
+        )
     } else {
         None
     };
@@ -184,7 +191,11 @@ async fn servers(
     Ok((procs, addrs, discovery))
 }
 
-async fn run_impl(imp: &Impl, redis: &Redis, sizes: &Sizes) -> Result<Vec<(String, Figures)>> {
+async fn run_impl(
+    imp: &Impl,
+    redis: &RedisServer,
+    sizes: &Sizes,
+) -> Result<Vec<(String, Figures)>> {
     let mut out = Vec::new();
     let (procs, addrs, _d) = servers(imp, 2, redis).await?;
     out.push((
@@ -201,7 +212,7 @@ async fn run_impl(imp: &Impl, redis: &Redis, sizes: &Sizes) -> Result<Vec<(Strin
     if imp.single() {
         return Ok(out);
     }
-    let redis_proc = imp.uses_redis().then_some(&redis.proc);
+    let redis_pid = redis.pid().filter(|_| imp.uses_redis());
     for (label, size, n) in [
         ("adapter path 64 B", 64, sizes.path_small),
         ("adapter path 4 KiB", 4096, sizes.path_large),
@@ -209,18 +220,12 @@ async fn run_impl(imp: &Impl, redis: &Redis, sizes: &Sizes) -> Result<Vec<(Strin
         let (procs, addrs, _d) = servers(imp, 2, redis).await?;
         out.push((
             label.into(),
-            scenarios::adapter_path(&procs, &addrs, redis_proc, size, n).await?,
+            scenarios::adapter_path(&procs, &addrs, redis_pid, size, n).await?,
         ));
     }
     let (_procs, addrs, _d) = servers(imp, 3, redis).await?;
     out.push(("requests".into(), scenarios::requests(&addrs, sizes).await?));
     Ok(out)
-}
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
 }
 
 #[tokio::main]
@@ -252,7 +257,8 @@ async fn main() -> Result<()> {
                 .is_none_or(|o| o.split(',').any(|w| i.name.contains(w.trim())))
         })
         .collect();
-    let redis = Redis::start()?;
+    // redis-server on a free port, without persistence (needs redis-server on the PATH)
+    let redis = RedisServer::start();
     let mut results = Results::new(quick, runs, sizes);
     for run in 0..runs {
         for imp in &impls {
@@ -266,7 +272,10 @@ async fn main() -> Result<()> {
                 Err(e) => println!("  failed: {e:#}"),
             }
         }
-        results.add_redis(redis.publish_ceiling(if quick { 100_000 } else { 1_000_000 }));
+        results.add_redis(publish_ceiling(
+            redis.port(),
+            if quick { 100_000 } else { 1_000_000 },
+        ));
     }
     let markdown = results.markdown(&impls);
     println!("\n{markdown}");

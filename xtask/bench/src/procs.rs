@@ -1,15 +1,14 @@
-//! The processes of a benchmark: redis-server, benchmark servers (Rust or Node), and what /proc
-//! says about their CPU time and peak memory.
+//! The processes of a benchmark: benchmark servers (Rust or Node), the redis ceiling, and what
+//! /proc says about their CPU time and peak memory.
 
 use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    time::Duration,
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 /// CPU time (user + system) of process `pid`, in µs.
 pub(crate) fn cpu_us(pid: u32) -> u64 {
@@ -40,12 +39,6 @@ pub(crate) fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// A child process killed on drop.
 pub(crate) struct Proc {
     child: Child,
@@ -64,74 +57,32 @@ impl Drop for Proc {
     }
 }
 
-/// Our own redis-server on a free port, without persistence.
-pub(crate) struct Redis {
-    pub(crate) proc: Proc,
-    pub(crate) port: u16,
-}
-
-impl Redis {
-    pub(crate) fn start() -> Result<Self> {
-        let port = free_port()?;
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("redis-server (apt-get install redis-server)")?;
-        let redis = Redis {
-            proc: Proc { child },
-            port,
-        };
-        for _ in 0..500 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(redis);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        bail!("redis-server did not start")
-    }
-
-    pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// `redis-benchmark` PUBLISH of 64 bytes, pipelined: requests per second.
-    pub(crate) fn publish_ceiling(&self, requests: u32) -> Option<f64> {
-        let out = Command::new("redis-benchmark")
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-n",
-                &requests.to_string(),
-                "-c",
-                "20",
-                "-P",
-                "16",
-                "-q",
-                "PUBLISH",
-                "bench-channel",
-                &"x".repeat(64),
-            ])
-            .output()
-            .ok()?;
-        // "PUBLISH bench-channel xxx: 812345.67 requests per second, p50=..."
-        let text = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
-        text.lines()
-            .rev()
-            .filter_map(|l| l.split(": ").nth(1))
-            .filter_map(|r| r.split_whitespace().next())
-            .find_map(|v| v.parse::<f64>().ok())
-    }
+/// `redis-benchmark` PUBLISH of 64 bytes, pipelined: requests per second.
+pub(crate) fn publish_ceiling(port: u16, requests: u32) -> Option<f64> {
+    let out = Command::new("redis-benchmark")
+        .args([
+            "-p",
+            &port.to_string(),
+            "-n",
+            &requests.to_string(),
+            "-c",
+            "20",
+            "-P",
+            "16",
+            "-q",
+            "PUBLISH",
+            "bench-channel",
+            &"x".repeat(64),
+        ])
+        .output()
+        .ok()?;
+    // "PUBLISH bench-channel xxx: 812345.67 requests per second, p50=..."
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
+    text.lines()
+        .rev()
+        .filter_map(|l| l.split(": ").nth(1))
+        .filter_map(|r| r.split_whitespace().next())
+        .find_map(|v| v.parse::<f64>().ok())
 }
 
 /// Starts a benchmark server and waits for its `ready <port>` line.

@@ -8,8 +8,9 @@ use serde_json::{Value as Json, json};
 
 use crate::{
     Sizes,
-    load::{Control, Load, now_us},
+    load::{Control, Load},
     procs::{Proc, cpu_us, peak_rss_kib},
+    shared::now_us,
 };
 
 pub(crate) type Figures = BTreeMap<String, f64>;
@@ -53,7 +54,7 @@ struct Outcome {
 async fn emit(
     servers: &[Proc],
     addrs: &[SocketAddr],
-    redis: Option<&Proc>,
+    redis: Option<u32>,
     e: &Emit,
 ) -> Result<Outcome> {
     let load = Load::connect(addrs, e.clients).await?;
@@ -64,7 +65,7 @@ async fn emit(
     load.wait(&c.warm, e.warm * e.clients as u64, STALL).await;
     load.measure_from(e.warm);
     let before: Vec<u64> = servers.iter().map(|p| cpu_us(p.pid())).collect();
-    let redis_before = redis.map_or(0, |r| cpu_us(r.pid()));
+    let redis_before = redis.map_or(0, cpu_us);
     let client_before = cpu_us(std::process::id());
     let t0 = now_us();
     ctl.call("blast", blast(e.warm, e.n), LONG).await?;
@@ -78,25 +79,17 @@ async fn emit(
             .zip(before)
             .map(|(p, b)| cpu_us(p.pid()).saturating_sub(b))
             .collect(),
-        redis_cpu_us: redis.map_or(0, |r| cpu_us(r.pid()).saturating_sub(redis_before)),
+        redis_cpu_us: redis.map_or(0, |pid| cpu_us(pid).saturating_sub(redis_before)),
         client_cpu_us: cpu_us(std::process::id()).saturating_sub(client_before),
         load,
     })
 }
 
-/// Blast: every client gets every event, as fast as server A can emit.
-pub(crate) async fn blast(servers: &[Proc], addrs: &[SocketAddr], s: &Sizes) -> Result<Figures> {
-    let e = Emit {
-        clients: s.clients,
-        warm: s.warm,
-        n: s.blast,
-        size: 64,
-        rate: 0,
-    };
-    let o = emit(servers, addrs, None, &e).await?;
+/// What blast and paced both report: server CPU per delivery, deliveries lost, peak RSS of the
+/// larger server.
+fn delivery_figures(servers: &[Proc], e: &Emit, o: &Outcome) -> Figures {
     let mut f = Figures::new();
     let total_cpu: u64 = o.server_cpu_us.iter().sum();
-    f.insert("deliveries_per_s".into(), o.got as f64 / o.wall_s);
     f.insert(
         "cpu_us_per_delivery".into(),
         total_cpu as f64 / o.got.max(1) as f64,
@@ -114,6 +107,21 @@ pub(crate) async fn blast(servers: &[Proc], addrs: &[SocketAddr], s: &Sizes) -> 
             .unwrap_or(0) as f64
             / 1024.0,
     );
+    f
+}
+
+/// Blast: every client gets every event, as fast as server A can emit.
+pub(crate) async fn blast(servers: &[Proc], addrs: &[SocketAddr], s: &Sizes) -> Result<Figures> {
+    let e = Emit {
+        clients: s.clients,
+        warm: s.warm,
+        n: s.blast,
+        size: 64,
+        rate: 0,
+    };
+    let o = emit(servers, addrs, None, &e).await?;
+    let mut f = delivery_figures(servers, &e, &o);
+    f.insert("deliveries_per_s".into(), o.got as f64 / o.wall_s);
     f.insert(
         "client_cpu_pct".into(),
         o.client_cpu_us as f64 / (o.wall_s * 1e4),
@@ -132,25 +140,7 @@ pub(crate) async fn paced(servers: &[Proc], addrs: &[SocketAddr], s: &Sizes) -> 
         rate: 500,
     };
     let o = emit(servers, addrs, None, &e).await?;
-    let mut f = Figures::new();
-    let total_cpu: u64 = o.server_cpu_us.iter().sum();
-    f.insert(
-        "cpu_us_per_delivery".into(),
-        total_cpu as f64 / o.got.max(1) as f64,
-    );
-    f.insert(
-        "lost".into(),
-        (e.n * e.clients as u64).saturating_sub(o.got) as f64,
-    );
-    f.insert(
-        "peak_rss_mib".into(),
-        servers
-            .iter()
-            .map(|p| peak_rss_kib(p.pid()))
-            .max()
-            .unwrap_or(0) as f64
-            / 1024.0,
-    );
+    let mut f = delivery_figures(servers, &e, &o);
     latency(&mut f, "local_", o.load.latencies(Some(0)));
     if addrs.len() > 1 {
         latency(&mut f, "remote_", o.load.latencies(Some(1)));
@@ -163,7 +153,7 @@ pub(crate) async fn paced(servers: &[Proc], addrs: &[SocketAddr], s: &Sizes) -> 
 pub(crate) async fn adapter_path(
     servers: &[Proc],
     addrs: &[SocketAddr],
-    redis: Option<&Proc>,
+    redis: Option<u32>,
     size: usize,
     n: u64,
 ) -> Result<Figures> {

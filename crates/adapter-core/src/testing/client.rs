@@ -285,6 +285,21 @@ impl TestClient {
         }
     }
 
+    /// The events that arrive before one named `marker` (the marker consumed), or `None` when
+    /// the marker does not arrive within `within`.
+    pub async fn until(&mut self, marker: &str, within: Duration) -> Option<Vec<Event>> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut before = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let e = self.event(left).await?;
+            if e.name == marker {
+                return Some(before);
+            }
+            before.push(e);
+        }
+    }
+
     /// Whether an event named `name` arrives within `within`: waits the whole time when none does.
     pub async fn receives(&mut self, name: &str, within: Duration) -> bool {
         self.expect(name, within).await.is_some()

@@ -141,18 +141,8 @@ async fn fence(s: &Server, clients: &mut [&mut TestClient]) -> Vec<Vec<Event>> {
     emit(s, all(), &marker, Vec::new()).await;
     let mut out = Vec::new();
     for c in clients.iter_mut() {
-        let mut before = Vec::new();
-        loop {
-            let e = c
-                .event(WAIT)
-                .await
-                .unwrap_or_else(|| panic!("fence {marker} never arrived"));
-            if e.name == marker {
-                break;
-            }
-            before.push(e);
-        }
-        out.push(before);
+        let before = c.until(&marker, WAIT).await;
+        out.push(before.unwrap_or_else(|| panic!("fence {marker} never arrived")));
     }
     out
 }

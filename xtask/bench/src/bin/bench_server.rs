@@ -8,7 +8,7 @@
 //!   every client, acked with their completion times in µs).
 #![allow(clippy::print_stdout)] // the harness reads the port from stdout
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use axum::serve::ListenerExt;
@@ -25,6 +25,11 @@ use switchboard_adapter_mesh::{MeshAdapter, MeshOptions, MeshTransport};
 use switchboard_adapter_redis::{ClusterState, Config, RedisAdapter, RedisOptions, RedisTransport};
 use tokio::net::TcpListener;
 
+#[path = "../shared.rs"]
+mod shared;
+
+use shared::{arg, now_us};
+
 #[derive(Debug, Deserialize)]
 struct Blast {
     start: u64,
@@ -39,13 +44,6 @@ struct Count<'a> {
     seq: u64,
     ts: u64,
     pad: &'a str,
-}
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 async fn blast<A: Adapter>(io: &SocketIo<A>, b: &Blast) {
@@ -156,12 +154,6 @@ async fn serve<A: Adapter + DefinedAdapter>(
     });
     axum::serve(listener, app).await?;
     Ok(())
-}
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
 }
 
 #[tokio::main]
