@@ -39,12 +39,12 @@
 //! | Feature | Default | Enables |
 //! |---|---|---|
 //! | `prometheus` | no | [`Metrics`]: messages sent/received by type, bytes, request durations, nodes alive, drops (`socketio_<transport>_*`) |
-//! | `__test-support` | no | test plumbing for the transport crates (Socket.IO test client, conformance suite); outside semver |
 //!
 //! # MSRV
 //!
 //! Rust 1.94 (that of socketioxide 0.18).
 
+mod bridge;
 mod config;
 mod engine;
 mod error;
@@ -55,9 +55,6 @@ mod metrics;
 #[cfg(not(feature = "prometheus"))]
 mod metrics_off;
 mod state;
-#[cfg(feature = "__test-support")]
-#[doc(hidden)]
-pub mod testing;
 mod transport;
 
 pub use config::Config;

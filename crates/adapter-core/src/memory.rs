@@ -1,5 +1,8 @@
 //! The in-memory transport: several socketioxide servers in one process, for tests (yours and
 //! ours). Messages go through the msgpack codec on the way, as on a real transport.
+//!
+//! `switchboard-testkit`'s `MemoryPeer` joins the same bus as a raw node (a Node server or an
+//! emitter played byte for byte).
 
 use std::sync::{
     Arc, Mutex,
@@ -66,89 +69,6 @@ impl MemoryHub {
         {
             m.inbox.deliver(decoded.clone());
         }
-    }
-}
-
-/// A raw participant on the bus that sends and receives cluster messages itself: to play a Node
-/// server or an emitter in tests, byte for byte what they would send.
-pub struct MemoryPeer {
-    hub: MemoryHub,
-    id: u64,
-    nsp: String,
-    uid: String,
-    rx: tokio::sync::mpsc::Receiver<ClusterMessage>,
-}
-
-impl MemoryHub {
-    /// Joins the bus as a raw peer with uid `uid` on namespace `nsp`.
-    pub fn peer(&self, nsp: &str, uid: &str) -> MemoryPeer {
-        let (inbox, rx) = Inbox::new(4096, None);
-        let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
-        self.members().push(Member {
-            transport: id,
-            nsp: nsp.to_owned(),
-            uid: uid.to_owned(),
-            inbox,
-        });
-        MemoryPeer {
-            hub: self.clone(),
-            id,
-            nsp: nsp.to_owned(),
-            uid: uid.to_owned(),
-            rx,
-        }
-    }
-}
-
-impl MemoryPeer {
-    /// A message from this peer with `body`.
-    pub fn message(&self, body: switchboard_wire::Body) -> ClusterMessage {
-        ClusterMessage::new(&self.uid, &self.nsp, body)
-    }
-
-    /// Sends to every other member of the namespace.
-    pub fn publish(&self, body: switchboard_wire::Body) {
-        self.hub.send(self.id, &self.message(body), |_| true);
-    }
-
-    /// Sends to the member with uid `node` only.
-    pub fn publish_to(&self, node: &str, body: switchboard_wire::Body) {
-        self.hub
-            .send(self.id, &self.message(body), |m| m.uid == node);
-    }
-
-    /// The next message that reaches this peer within `within`.
-    pub async fn recv(&mut self, within: std::time::Duration) -> Option<ClusterMessage> {
-        tokio::time::timeout(within, self.rx.recv())
-            .await
-            .ok()
-            .flatten()
-    }
-
-    /// The next message matching `pred` within `within`, skipping others (heartbeats…).
-    pub async fn expect(
-        &mut self,
-        within: std::time::Duration,
-        pred: impl Fn(&ClusterMessage) -> bool,
-    ) -> Option<ClusterMessage> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let m = self.recv(left).await?;
-            if pred(&m) {
-                return Some(m);
-            }
-        }
-    }
-
-    /// Leaves the bus silently (a crash).
-    pub fn vanish(self) {}
-}
-
-impl Drop for MemoryPeer {
-    fn drop(&mut self) {
-        let id = self.id;
-        self.hub.members().retain(|m| m.transport != id);
     }
 }
 

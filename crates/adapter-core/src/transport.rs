@@ -110,6 +110,12 @@ impl Inbox {
         )
     }
 
+    /// An inbox that no engine reads: its messages arrive on the returned receiver. For tools and
+    /// tests that play a node themselves (a raw peer on a transport).
+    pub fn detached(capacity: usize) -> (Self, mpsc::Receiver<ClusterMessage>) {
+        Inbox::new(capacity, None)
+    }
+
     /// Hands a message to the engine; returns `false` (and counts it) if the engine's queue is full
     /// or the namespace is closed.
     pub fn deliver(&self, message: ClusterMessage) -> bool {
@@ -149,6 +155,20 @@ pub struct Attach {
     /// Metrics to record wire sizes and dropped messages in, when configured.
     #[cfg(feature = "prometheus")]
     pub metrics: Option<crate::Metrics>,
+}
+
+impl Attach {
+    /// What the engine passes for namespace `nsp`; built by hand by tools and tests that play a
+    /// node on a transport (with [`Inbox::detached`]). No metrics.
+    pub fn new(nsp: impl Into<String>, uid: impl Into<String>, inbox: Inbox) -> Self {
+        Attach {
+            nsp: nsp.into(),
+            uid: uid.into(),
+            inbox,
+            #[cfg(feature = "prometheus")]
+            metrics: None,
+        }
+    }
 }
 
 /// A transport: one per process, shared by every namespace (held in the adapter state).

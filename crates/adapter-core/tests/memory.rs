@@ -3,8 +3,8 @@
 use switchboard_adapter_core::{
     Liveness,
     memory::{MemoryHub, MemoryTransport},
-    testing::Backend,
 };
+use switchboard_testkit::Backend;
 
 /// Heartbeat liveness, like Node's `ClusterAdapterWithHeartbeat`.
 struct Heartbeats(MemoryHub);
@@ -39,9 +39,9 @@ impl Backend for Subscribers {
 }
 
 mod heartbeat {
-    switchboard_adapter_core::conformance_suite!(super::Heartbeats, crash);
+    switchboard_testkit::conformance_suite!(super::Heartbeats, crash);
 }
 
 mod subscribers {
-    switchboard_adapter_core::conformance_suite!(super::Subscribers, crash);
+    switchboard_testkit::conformance_suite!(super::Subscribers, crash);
 }

@@ -5,11 +5,8 @@ use std::time::Duration;
 
 use prometheus::{Encoder, Registry, TextEncoder};
 use serde_json::json;
-use switchboard_adapter_core::{
-    Config, Metrics,
-    memory::MemoryHub,
-    testing::{TestClient, start},
-};
+use switchboard_adapter_core::{Config, Metrics, memory::MemoryHub};
+use switchboard_testkit::{TestClient, converge, start};
 
 fn text(registry: &Registry) -> String {
     let mut buf = Vec::new();
@@ -36,11 +33,7 @@ async fn counts_messages_requests_and_nodes() {
     };
     let a = start(hub.transport(), config(&ra)).await;
     let b = start(hub.transport(), config(&rb)).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while a.server_side.of("/").server_count().await.unwrap_or(0) != 2 {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    converge(&[&a], 2).await;
     let mut client = TestClient::connect(b.addr, "/", json!({}), Some(json!(1)))
         .await
         .unwrap_or_else(|e| panic!("{e}"));

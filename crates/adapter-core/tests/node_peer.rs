@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde_json::json;
 use switchboard_adapter_core::{
     Config,
-    memory::{MemoryHub, MemoryPeer, MemoryTransport},
-    testing::{TestClient, TestServer, start},
+    memory::{MemoryHub, MemoryTransport},
 };
+use switchboard_testkit::{MemoryPeer, TestClient, TestServer, check, eventually, start};
 use switchboard_wire::{
     Body, ClusterMessage, Handshake, MessageType, Opts, PacketObject, SocketDetails, Value,
 };
@@ -25,22 +25,15 @@ fn config() -> Config {
         .requests_timeout(Duration::from_secs(3))
 }
 
-async fn count(server: &TestServer<MemoryTransport>) -> usize {
-    server.server_side.of("/").server_count().await.unwrap_or(0)
-}
-
 async fn wait_count(server: &TestServer<MemoryTransport>, n: usize, peer: Option<&MemoryPeer>) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while count(server).await != n {
+    eventually(WAIT, async || {
+        let got = server.server_count().await;
         if let Some(p) = peer {
             p.publish(Body::Heartbeat);
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "server count never reached {n}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        check(got == n, || format!("server count {got}, not {n}"))
+    })
+    .await;
 }
 
 /// A Rust server, a Node peer that said hello, and a client on the Rust server.
@@ -65,7 +58,7 @@ async fn setup_with(
 ) {
     let hub = MemoryHub::new();
     let server = start(hub.transport(), config).await;
-    let mut peer = hub.peer("/", NODE_UID);
+    let mut peer = MemoryPeer::join(&hub, "/", NODE_UID).await;
     peer.publish(Body::InitialHeartbeat);
     let hb = peer
         .expect(WAIT, |m| m.message_type() == MessageType::Heartbeat)
@@ -284,7 +277,7 @@ async fn node_targets_rust_sockets_by_id_and_emitters_are_not_servers() {
         opts: excluded,
     });
     // an emitter message after it: ordering shows "not-me" did not arrive
-    let emitter = hub.peer("/", "emitter");
+    let emitter = MemoryPeer::join(&hub, "/", "emitter").await;
     emitter.publish(Body::Broadcast {
         packet: PacketObject::event(vec!["from-emitter".into()]),
         request_id: None,
@@ -292,7 +285,11 @@ async fn node_targets_rust_sockets_by_id_and_emitters_are_not_servers() {
     });
     let e = client.event(WAIT).await.expect("event");
     assert_eq!(e.name, "from-emitter", "except: [sid] excluded the socket");
-    assert_eq!(count(&server).await, 2, "the emitter is not a server");
+    assert_eq!(
+        server.server_count().await,
+        2,
+        "the emitter is not a server"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,7 +311,7 @@ async fn adapter_close_removes_a_node_at_once() {
         config().heartbeat_timeout(Duration::from_secs(60)),
     )
     .await;
-    let mut peer = hub.peer("/", NODE_UID);
+    let mut peer = MemoryPeer::join(&hub, "/", NODE_UID).await;
     peer.publish(Body::InitialHeartbeat);
     peer.expect(WAIT, |m| m.message_type() == MessageType::Heartbeat)
         .await

@@ -15,11 +15,11 @@ use socketioxide::{
     adapter::Emitter,
     extract::{Data, SocketRef},
 };
-use switchboard_adapter_core::testing::TestClient;
 use switchboard_adapter_mesh::{
     ClusterState, Config, MeshAdapter, MeshOptions, MeshTransport, ServerSide,
 };
 use switchboard_mesh_discovery::{Discovery, DiscoveryOptions};
+use switchboard_testkit::TestClient;
 use tokio::net::TcpListener;
 
 type Adapter = MeshAdapter<Emitter>;

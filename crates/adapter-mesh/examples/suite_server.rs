@@ -1,9 +1,9 @@
 //! A conformance-suite server in a process of its own (test harness, not a user example):
 //! `suite_server --discovery ws://host:port`. Runs the suite's app on a mesh transport and takes
-//! the suite's operations as JSON lines on stdin (`switchboard_adapter_core::testing::control`).
+//! the suite's operations as JSON lines on stdin (`switchboard_testkit::control`).
 
-use switchboard_adapter_core::testing::{control, server, test_config};
 use switchboard_adapter_mesh::{MeshOptions, MeshTransport};
+use switchboard_testkit::{control, server, test_config};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {

@@ -1,9 +1,9 @@
 //! The engine's conformance suite on the mesh: servers in one process, each with its own peer
 //! port, found through a mesh-discovery service on a free port.
 
-use switchboard_adapter_core::testing::Backend;
 use switchboard_adapter_mesh::{MeshOptions, MeshTransport};
 use switchboard_mesh_discovery::{Discovery, DiscoveryOptions, RunningDiscovery};
+use switchboard_testkit::Backend;
 
 struct Mesh {
     discovery: RunningDiscovery,
@@ -40,4 +40,4 @@ impl Backend for Mesh {
     }
 }
 
-switchboard_adapter_core::conformance_suite!(Mesh, crash);
+switchboard_testkit::conformance_suite!(Mesh, crash);

@@ -5,12 +5,10 @@ use std::{net::SocketAddr, time::Duration};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use switchboard_adapter_core::{
-    Config,
-    testing::{TestClient, TestServer, start},
-};
+use switchboard_adapter_core::Config;
 use switchboard_adapter_mesh::{MeshOptions, MeshTransport, PeerInfo};
 use switchboard_mesh_discovery::{Discovery, DiscoveryOptions, RunningDiscovery};
+use switchboard_testkit::{TestClient, TestServer, check, converge, eventually, start};
 use switchboard_wire::{
     Body, ClusterMessage, Opts, PacketObject,
     mesh::{self, Hello},
@@ -55,28 +53,6 @@ async fn server(options: MeshOptions) -> TestServer<MeshTransport> {
         config(),
     )
     .await
-}
-
-async fn count(s: &TestServer<MeshTransport>) -> usize {
-    s.server_side.of("/").server_count().await.unwrap_or(0)
-}
-
-async fn converge(servers: &[&TestServer<MeshTransport>], n: usize) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let mut ok = true;
-        for s in servers {
-            ok &= count(s).await == n;
-        }
-        if ok {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never converged to {n}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A raw peer: connects to `port` and says Hello as `uid`.
@@ -151,15 +127,11 @@ async fn bad_hellos_are_refused() {
     assert_eq!(close_code(&mut silent).await, Some(1002), "hello timeout");
     // the right token is accepted
     let _good = raw_peer(port, "0000000000000003", Some("s3cret")).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while t.connected_peers() != ["0000000000000003"] {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:?}",
-            t.connected_peers()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(WAIT, async || {
+        let peers = t.connected_peers();
+        check(peers == ["0000000000000003"], || format!("peers {peers:?}"))
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,19 +284,13 @@ async fn a_slow_consumer_is_cut_off_and_the_others_keep_up() {
     // a peer that says Hello and then never reads
     let stalled_uid = "00000000000000ff";
     let _stalled = raw_peer(a.transport.local_addr().port(), stalled_uid, None).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !a
-        .transport
-        .connected_peers()
-        .iter()
-        .any(|p| p == stalled_uid)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the stalled peer never connected"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(WAIT, async || {
+        let peers = a.transport.connected_peers();
+        check(peers.iter().any(|p| p == stalled_uid), || {
+            format!("the stalled peer is not among {peers:?}")
+        })
+    })
+    .await;
     let pad = "x".repeat(64 * 1024);
     for i in 0..400 {
         a.io.emit("bulk", &(i, &pad))
@@ -429,19 +395,13 @@ async fn a_peer_that_says_hello_before_its_roster_is_kept() {
     converge(&[&a, &b], 2).await;
     // C registers: B applies a roster {B, C} and dials C
     let c = server(local().uid("000000000000000c").discovery(&url)).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !b
-        .transport
-        .connected_peers()
-        .iter()
-        .any(|p| p == c.transport.uid())
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "B never connected to C"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(WAIT, async || {
+        let peers = b.transport.connected_peers();
+        check(peers.iter().any(|p| p == c.transport.uid()), || {
+            format!("B is connected to {peers:?}, not C")
+        })
+    })
+    .await;
     assert!(
         b.transport
             .connected_peers()

@@ -4,12 +4,13 @@
 use std::time::Duration;
 
 use prometheus::Registry;
-use switchboard_adapter_core::{Config, Metrics, testing::start};
+use switchboard_adapter_core::{Config, Metrics};
 use switchboard_adapter_mesh::{
     MeshOptions, MeshTransport,
     metrics::{self, MeshMetrics},
 };
 use switchboard_mesh_discovery::{Discovery, DiscoveryOptions};
+use switchboard_testkit::{converge, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn scrape(addr: std::net::SocketAddr) -> String {
@@ -62,18 +63,7 @@ async fn mesh_metrics_have_the_node_names() {
         );
         registries.push(registry);
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while servers[0]
-        .server_side
-        .of("/")
-        .server_count()
-        .await
-        .unwrap_or(0)
-        != 2
-    {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    converge(&[&servers[0]], 2).await;
     servers[0]
         .io
         .emit("x", &1)

@@ -12,8 +12,8 @@ use std::{
 };
 
 use serde_json::json;
-use switchboard_adapter_core::testing::{Server, Servers, TestClient};
 use switchboard_mesh_discovery::{Discovery, DiscoveryOptions, RunningDiscovery};
+use switchboard_testkit::{Server, Servers, TestClient, check, eventually};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -95,14 +95,11 @@ async fn count(c: &mut TestClient) -> i64 {
 }
 
 async fn wait_count(c: &mut TestClient, n: i64) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while count(c).await != n {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the count never reached {n}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(WAIT, async || {
+        let got = count(c).await;
+        check(got == n, || format!("the server count is {got}, not {n}"))
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,5 +161,5 @@ impl Servers for Processes {
 }
 
 mod suite {
-    switchboard_adapter_core::conformance_suite!(super::Processes, crash);
+    switchboard_testkit::conformance_suite!(super::Processes, crash);
 }

@@ -34,7 +34,7 @@
 //! | Feature | Default | Enables |
 //! |---|---|---|
 //! | `prometheus` | no | the engine's metrics plus wire bytes and dropped messages by reason |
-//! | `__test-support` | no | `redis-server`, Redis Cluster and Node server fixtures for tests; outside semver |
+//! | `__test-support` | no | `RedisTransport::crash_for_tests`; outside semver |
 //!
 //! # MSRV
 //!
@@ -43,9 +43,6 @@
 mod classic;
 mod error;
 mod options;
-#[cfg(feature = "__test-support")]
-#[doc(hidden)]
-pub mod testing;
 mod transport;
 
 pub use error::RedisError;

@@ -1,11 +1,9 @@
 //! The engine's conformance suite on real redis: classic and sharded on a `redis-server`, sharded
 //! on a 3-master Redis Cluster, each started by the fixture on free ports.
 
-use switchboard_adapter_core::testing::Backend;
-use switchboard_adapter_redis::{
-    RedisOptions, RedisTransport,
-    testing::{RedisCluster, RedisServer},
-};
+use switchboard_adapter_redis::{RedisOptions, RedisTransport};
+use switchboard_testkit::Backend;
+use switchboard_testkit::services::{RedisCluster, RedisServer};
 
 async fn transport(url: &str, options: RedisOptions) -> RedisTransport {
     RedisTransport::connect(url, options)
@@ -49,13 +47,13 @@ backend!(
 );
 
 mod classic {
-    switchboard_adapter_core::conformance_suite!(super::Classic, crash);
+    switchboard_testkit::conformance_suite!(super::Classic, crash);
 }
 
 mod sharded {
-    switchboard_adapter_core::conformance_suite!(super::Sharded, crash);
+    switchboard_testkit::conformance_suite!(super::Sharded, crash);
 }
 
 mod sharded_cluster {
-    switchboard_adapter_core::conformance_suite!(super::ShardedCluster);
+    switchboard_testkit::conformance_suite!(super::ShardedCluster);
 }

@@ -4,11 +4,10 @@
 use std::time::Duration;
 
 use serde_json::json;
-use switchboard_adapter_core::{
-    Config,
-    testing::{TestClient, TestServer, start},
-};
-use switchboard_adapter_redis::{RedisOptions, RedisTransport, testing::RedisServer};
+use switchboard_adapter_core::Config;
+use switchboard_adapter_redis::{RedisOptions, RedisTransport};
+use switchboard_testkit::services::RedisServer;
+use switchboard_testkit::{TestClient, TestServer, check, converge, eventually, start};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -23,22 +22,11 @@ async fn server(redis: &RedisServer, options: RedisOptions) -> TestServer<RedisT
     .await
 }
 
-async fn count(s: &TestServer<RedisTransport>) -> usize {
-    s.server_side.of("/").server_count().await.unwrap_or(0)
-}
-
 async fn restart_mid_run(options: RedisOptions) {
     let mut redis = RedisServer::start();
     let a = server(&redis, options.clone()).await;
     let b = server(&redis, options).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while count(&a).await != 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "servers never saw each other"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    converge(&[&a, &b], 2).await;
     let mut ca = TestClient::connect(a.addr, "/", json!({}), None)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -67,28 +55,18 @@ async fn restart_mid_run(options: RedisOptions) {
 
     redis.restart();
     // broadcasts flow again once both clients reconnected and resubscribed
-    let deadline = tokio::time::Instant::now() + WAIT;
     let mut n = 0;
-    loop {
+    eventually(WAIT, async || {
         n += 1;
         let _ = a.io.emit("after", &n).await;
-        if cb.receives("after", Duration::from_millis(200)).await {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "broadcasts never resumed after redis came back"
-        );
-    }
+        let got = cb.receives("after", Duration::from_millis(200)).await;
+        check(got, || {
+            "broadcasts did not resume after redis came back".into()
+        })
+    })
+    .await;
     // both subscribers are back: each counts the other, and the other direction flows too
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while count(&a).await != 2 || count(&b).await != 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "subscriptions never came back"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    converge(&[&a, &b], 2).await;
     b.io.emit("back", &1)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -168,11 +146,7 @@ async fn malformed_payloads(options: RedisOptions) {
         }
     }
     // still alive: a broadcast after the garbage arrives
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while count(&a).await != 2 {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    converge(&[&a], 2).await;
     a.io.emit("after-garbage", &1)
         .await
         .unwrap_or_else(|e| panic!("{e}"));

@@ -6,14 +6,10 @@ use std::{collections::BTreeSet, time::Duration};
 
 use futures_util::StreamExt;
 use serde_json::{Value as Json, json};
-use switchboard_adapter_core::{
-    Config,
-    testing::{Event, TestClient, TestServer, start},
-};
-use switchboard_adapter_redis::{
-    RedisOptions, RedisTransport,
-    testing::{NodeServer, RedisServer},
-};
+use switchboard_adapter_core::Config;
+use switchboard_adapter_redis::{RedisOptions, RedisTransport};
+use switchboard_testkit::services::{NodeServer, RedisServer};
+use switchboard_testkit::{Event, TestClient, TestServer, check, eventually, start};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -51,19 +47,14 @@ impl Cluster {
             control,
         };
         // both sides count two servers
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let rust_count = c.rust.server_side.of("/").server_count().await.unwrap_or(0);
+        eventually(WAIT, async || {
+            let rust_count = c.rust.server_count().await;
             let node_count = c.cmd(json!({"op": "serverCount"})).await;
-            if rust_count == 2 && node_count == json!(2) {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "server counts: rust {rust_count}, node {node_count}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            check(rust_count == 2 && node_count == json!(2), || {
+                format!("server counts: rust {rust_count}, node {node_count}")
+            })
+        })
+        .await;
         c
     }
 

@@ -5,15 +5,11 @@ use std::time::Duration;
 
 use fred::prelude::{Builder, ClientLike, Config as RedisConfig};
 use serde_json::json;
-use switchboard_adapter_core::{
-    Config,
-    testing::{TestClient, start},
-};
-use switchboard_adapter_redis::{
-    RedisOptions, RedisTransport,
-    testing::{NodeServer, RedisServer},
-};
+use switchboard_adapter_core::Config;
+use switchboard_adapter_redis::{RedisOptions, RedisTransport};
 use switchboard_emitter_redis::Emitter;
+use switchboard_testkit::services::{NodeServer, RedisServer};
+use switchboard_testkit::{TestClient, start};
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -4,12 +4,11 @@ use std::time::Duration;
 
 use fred::prelude::{Builder, ClientLike, Config as RedisConfig};
 use serde_json::json;
-use switchboard_adapter_core::{
-    Config,
-    testing::{TestClient, TestServer, start},
-};
-use switchboard_adapter_redis::{RedisOptions, RedisTransport, testing::RedisServer};
+use switchboard_adapter_core::Config;
+use switchboard_adapter_redis::{RedisOptions, RedisTransport};
 use switchboard_emitter_redis::Emitter;
+use switchboard_testkit::services::RedisServer;
+use switchboard_testkit::{TestClient, TestServer, check, eventually, start};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -78,18 +77,13 @@ async fn emitter_reaches_every_server() {
         .unwrap_or_else(|e| panic!("{e}"));
     // ordering: the join request and the next broadcast travel on different channels, so wait
     // until the rooms show the join
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !a
-        .io
-        .rooms()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .any(|r| r == "joined")
-    {
-        assert!(tokio::time::Instant::now() < deadline, "join never applied");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(WAIT, async || {
+        let rooms = a.io.rooms().await.unwrap_or_default();
+        check(rooms.iter().any(|r| r == "joined"), || {
+            format!("the join is not applied: rooms {rooms:?}")
+        })
+    })
+    .await;
     emitter
         .to("joined")
         .emit("j", &())

@@ -1,14 +1,13 @@
 //! Encode and decode of one broadcast message, 64 B and 4 KiB of payload, in each encoding, and
-//! the socketioxide bridge conversion a node does once per broadcast.
+//! the socket.io argument text with attachments (what socketioxide's common parser carries) that
+//! a node converts once per broadcast.
 #![allow(missing_docs, clippy::unwrap_used)] // criterion's macros generate undocumented items
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use switchboard_wire::{
-    Body, ClusterMessage, Dialect, Limits, Opts, PacketObject, Value,
-    bridge::{self, ParserKind},
-    map,
+    Body, ClusterMessage, Dialect, Limits, Opts, PacketObject, Value, json, map,
     redis::ClassicBroadcast,
 };
 
@@ -73,13 +72,14 @@ fn codecs(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("decode", "classic-redis"), |b| {
             b.iter(|| ClassicBroadcast::from_msgpack(black_box(&classic_bytes), &limits).unwrap())
         });
-        let sio = bridge::args_to_socketioxide(&payload(size), ParserKind::Common);
-        g.bench_function(BenchmarkId::new("bridge", "socketioxide-to-wire"), |b| {
-            b.iter(|| bridge::args_from_socketioxide(black_box(&sio), &limits).unwrap())
-        });
         let args = payload(size);
-        g.bench_function(BenchmarkId::new("bridge", "wire-to-socketioxide"), |b| {
-            b.iter(|| bridge::args_to_socketioxide(black_box(&args), ParserKind::Common))
+        let (text, bins) = json::array_to_string_with_placeholders(&args);
+        let bins: Vec<_> = bins.into();
+        g.bench_function(BenchmarkId::new("decode", "args-with-attachments"), |b| {
+            b.iter(|| json::from_str_with_attachments(black_box(&text), &bins, &limits).unwrap())
+        });
+        g.bench_function(BenchmarkId::new("encode", "args-with-attachments"), |b| {
+            b.iter(|| json::array_to_string_with_placeholders(black_box(&args)))
         });
         g.finish();
     }

@@ -72,7 +72,8 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
-    pub(crate) fn field(field: &'static str, expected: &'static str) -> Self {
+    /// A [`DecodeError::Field`]: `field` is missing or not `expected`.
+    pub fn field(field: &'static str, expected: &'static str) -> Self {
         DecodeError::Field { field, expected }
     }
 }

@@ -30,6 +30,24 @@ pub fn to_string_with_placeholders(value: &Value) -> (String, VecDeque<Bytes>) {
     (text, attachments.unwrap_or_default())
 }
 
+/// [`to_string_with_placeholders`] of the array `items`, without building the array: the
+/// argument list of a socket.io packet (`[event, ...args]`).
+pub fn array_to_string_with_placeholders(items: &[Value]) -> (String, VecDeque<Bytes>) {
+    let mut out = Vec::with_capacity(64);
+    let mut attachments = Some(VecDeque::new());
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_value(&mut out, item, &mut attachments);
+    }
+    out.push(b']');
+    let text = String::from_utf8(out)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    (text, attachments.unwrap_or_default())
+}
+
 /// Appends the JSON encoding of `value` to `out`.
 pub(crate) fn write_value(
     out: &mut Vec<u8>,

@@ -5,7 +5,9 @@
 //! on it to read or write what `@socket.io/redis-adapter`, `redis-emitter`, `mongo-adapter`,
 //! `mongo-emitter`, `socket.io-adapter`'s `ClusterAdapter` and `socket.io-mesh-adapter` put on the
 //! wire, byte for byte. The adapters and emitters of the workspace are built on it; most users
-//! want one of those instead.
+//! want one of those instead. It depends on no Socket.IO implementation (the bridge to
+//! socketioxide's packets lives in `switchboard-adapter-core`), so it changes only when a
+//! protocol does.
 //!
 //! | Protocol | Types |
 //! |---|---|
@@ -14,7 +16,6 @@
 //! | sharded redis adapter | [`ClusterMessage::to_json_unless_binary`], [`redis::ShardedChannels`] |
 //! | mesh adapter | [`mesh::DiscoveryMessage`], [`mesh::Hello`], [`mesh::decode_frame`] |
 //! | mongo adapter and emitter (feature `bson`) | `mongo::to_document`, `mongo::from_document` |
-//! | socketioxide packets and options | [`bridge`] |
 //!
 //! Every decoder takes [`Limits`] (input size, nesting depth) and returns a [`DecodeError`] on bad
 //! input: it never panics and never allocates more than the input can justify.
@@ -53,9 +54,8 @@
 //!
 //! # MSRV
 //!
-//! Rust 1.94 (that of socketioxide 0.18).
+//! Rust 1.94.
 
-pub mod bridge;
 mod cluster;
 pub mod convert;
 mod error;

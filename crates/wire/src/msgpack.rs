@@ -16,6 +16,17 @@ pub fn to_vec(value: &Value) -> Vec<u8> {
     out
 }
 
+/// Encodes the array `items` as msgpack, without building the array: the argument list of a
+/// socket.io packet.
+pub fn array_to_vec(items: &[Value]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    write_array_len(&mut out, items.len());
+    for item in items {
+        write_value(&mut out, item);
+    }
+    out
+}
+
 /// Appends the msgpack encoding of `value` to `out`.
 pub fn write_value(out: &mut Vec<u8>, value: &Value) {
     match value {

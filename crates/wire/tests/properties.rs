@@ -1,12 +1,10 @@
-//! Property tests: encode/decode round-trips of every message type and of the packet bridge.
+//! Property tests: encode/decode round-trips of every message type.
 
 use bytes::Bytes;
 use proptest::prelude::*;
 use switchboard_wire::{
     Body, ClusterMessage, Dialect, Flags, Handshake, Limits, Opts, OptsOrder, PacketObject,
-    SocketDetails, Timestamp, Value,
-    bridge::{self, ParserKind},
-    json, mesh, msgpack,
+    SocketDetails, Timestamp, Value, json, mesh, msgpack,
     redis::{ClassicBroadcast, ClassicRequest, ClassicResponse, RequestBody, ResponseBody},
 };
 
@@ -273,21 +271,6 @@ proptest! {
             ResponseBody::Sockets(s) if s.iter().any(|s| !json_safe(&s.data, false)) => prop_assert!(back.is_ok()),
             _ => prop_assert_eq!(back.ok(), Some(r)),
         }
-    }
-
-    #[test]
-    fn bridge_round_trips_common_parser(args in prop::collection::vec(any_value().prop_filter("json-safe", |v| json_safe(v, true)), 0..6)) {
-        // the common parser carries JSON plus attachments: everything but dates and extensions survives
-        prop_assume!(args.iter().all(|a| json_safe(a, true)));
-        let sio = bridge::args_to_socketioxide(&args, ParserKind::Common);
-        prop_assert_eq!(ParserKind::of(&sio), ParserKind::Common);
-        prop_assert_eq!(bridge::args_from_socketioxide(&sio, &LIMITS).ok(), Some(args));
-    }
-
-    #[test]
-    fn bridge_round_trips_msgpack_parser(args in prop::collection::vec(any_value(), 0..6)) {
-        let sio = bridge::args_to_socketioxide(&args, ParserKind::MsgPack);
-        prop_assert_eq!(bridge::args_from_socketioxide(&sio, &LIMITS).ok(), Some(args));
     }
 
     #[test]

@@ -16,8 +16,8 @@ mod shared;
 use std::{net::SocketAddr, process::Command};
 
 use anyhow::{Result, bail};
-use switchboard_adapter_redis::testing::RedisServer;
 use switchboard_mesh_discovery::{Discovery, DiscoveryOptions, RunningDiscovery};
+use switchboard_testkit::services::RedisServer;
 
 use crate::{
     procs::{Proc, bench_server, interop_dir, publish_ceiling, server},

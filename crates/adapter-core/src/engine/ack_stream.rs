@@ -8,12 +8,12 @@ use std::{
     task::{Context, Poll},
 };
 
+use crate::bridge::{self, ParserKind};
 use futures_core::{FusedStream, Stream};
 use socketioxide_core::{
     Sid,
     adapter::{AckStreamItem, SocketEmitter},
 };
-use switchboard_wire::bridge::{self, ParserKind};
 use tokio::{sync::mpsc, time::Sleep};
 
 use super::requests::{AckEvent, Guard, Waiting};

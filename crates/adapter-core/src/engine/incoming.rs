@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use socketioxide_core::adapter::SocketEmitter;
-use switchboard_wire::{Body, ClusterMessage, Value, bridge};
+use switchboard_wire::{Body, ClusterMessage, Value};
 
 use super::{
     ClusterAdapter, EMITTER_UID,
     requests::{AckEvent, Reply},
 };
-use crate::{Liveness, Transport, state::ServerEvent};
+use crate::{Liveness, Transport, bridge, state::ServerEvent};
 
 impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
     pub(super) fn handle(self: &Arc<Self>, message: ClusterMessage) {

@@ -33,10 +33,7 @@ use socketioxide_core::{
     packet::Packet,
     parser::Parse,
 };
-use switchboard_wire::{
-    Body, ClusterMessage, Opts, SocketDetails, Value,
-    bridge::{self, ParserKind},
-};
+use switchboard_wire::{Body, ClusterMessage, Opts, SocketDetails, Value};
 use tokio::{sync::mpsc, task::JoinHandle};
 
 pub use ack_stream::AckStream;
@@ -45,6 +42,7 @@ use requests::{Collected, Reply, Requests, Waiting};
 
 use crate::{
     Attach, ClusterState, Config, Error, Inbox, Link, Liveness, Partial, Transport, UidScope,
+    bridge::{self, ParserKind},
     ids::Aliases,
     state::{NamespaceOps, Registry},
 };

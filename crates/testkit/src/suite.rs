@@ -11,13 +11,14 @@ use std::{collections::BTreeSet, future::Future, time::Duration};
 
 use serde_json::{Value as Json, json};
 
-use super::{
+use crate::{
     client::{Event, TestClient},
     control::{Arg, Failure, Op, RemoteAction, Target, args},
     handle::Server,
     server,
+    wait::{check, eventually},
 };
-use crate::{Config, Transport};
+use switchboard_adapter_core::{Config, Transport};
 
 /// Longest wait for anything that should happen.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -79,21 +80,16 @@ struct Cluster<S: Servers> {
 
 /// Waits until every server of `servers` counts `n` servers in `nsp`.
 async fn converge_ns(servers: &[&Server], nsp: &str, n: usize) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    eventually(WAIT, async || {
         let mut counts = Vec::new();
         for s in servers {
             counts.push(s.server_count(nsp).await);
         }
-        if counts.iter().all(|&c| c == n) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "server counts of {nsp} {counts:?} never reached {n}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        check(counts.iter().all(|&c| c == n), || {
+            format!("server counts of {nsp} are {counts:?}, not {n}")
+        })
+    })
+    .await;
 }
 
 async fn converge(servers: &[&Server], n: usize) {
@@ -441,12 +437,7 @@ pub async fn server_side_emit<S: Servers>() {
         .await
         .expect("emit");
     let mut seen = BTreeSet::new();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while seen.len() < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "handlers ran on {seen:?} only"
-        );
+    eventually(WAIT, async || {
         for s in &c.servers[1..] {
             let calls = s.call(Op::ServerSideCalls).await.expect("calls");
             for call in calls.as_array().into_iter().flatten() {
@@ -454,8 +445,9 @@ pub async fn server_side_emit<S: Servers>() {
                 seen.insert(call[0].as_u64().unwrap_or(0));
             }
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        check(seen.len() == 2, || format!("handlers ran on {seen:?} only"))
+    })
+    .await;
     assert_eq!(seen, [1, 2].into_iter().collect());
     let replies = sender
         .call(emit_op("ping", json!("x"), true))
@@ -547,7 +539,7 @@ macro_rules! conformance_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                $crate::testing::suite::$name::<$backend>().await;
+                $crate::suite::$name::<$backend>().await;
             }
         )+
     };

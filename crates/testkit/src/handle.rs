@@ -1,5 +1,5 @@
 //! A server the suite drives without knowing where it runs: a [`TestServer`] in this process, or
-//! a server process speaking the [`control`](super::control) protocol on its stdin and stdout.
+//! a server process speaking the [`control`](crate::control) protocol on its stdin and stdout.
 
 use std::{
     collections::HashMap,
@@ -19,12 +19,12 @@ use tokio::{
     sync::oneshot,
 };
 
-use super::{
+use crate::{
     control::{self, Arg, Calls, Failure, Op, RemoteAction, Request, Response, Target},
     server::TestServer,
     suite::WAIT,
 };
-use crate::Transport;
+use switchboard_adapter_core::Transport;
 
 /// Carries out operations on one server.
 trait Control: Send + Sync {

@@ -13,7 +13,12 @@ use socketioxide::{
 };
 use tokio::net::TcpListener;
 
-use crate::{ClusterAdapter, ClusterState, ServerSide, Transport};
+use switchboard_adapter_core::{ClusterAdapter, ClusterState, ServerSide, Transport};
+
+use crate::{
+    suite::WAIT,
+    wait::{check, eventually},
+};
 
 /// The adapter type of test servers.
 pub type TestAdapter<T> = ClusterAdapter<Emitter, T>;
@@ -65,7 +70,10 @@ async fn setup<T: Transport>(
 async fn connected<T: Transport>(_socket: SocketRef<TestAdapter<T>>) {}
 
 /// Starts a server with namespaces `/`, `/admin` and the dynamic `/dyn/{id}`.
-pub async fn start<T: Transport + Clone>(transport: T, config: crate::Config) -> TestServer<T> {
+pub async fn start<T: Transport + Clone>(
+    transport: T,
+    config: switchboard_adapter_core::Config,
+) -> TestServer<T> {
     let state = ClusterState::new(transport.clone(), config);
     let server_side = state.server_side();
     let (layer, io) = SocketIo::builder()
@@ -99,4 +107,25 @@ pub async fn start<T: Transport + Clone>(transport: T, config: crate::Config) ->
         transport,
         task,
     }
+}
+
+impl<T: Transport> TestServer<T> {
+    /// How many servers this one counts in `/` (0 when the request fails).
+    pub async fn server_count(&self) -> usize {
+        self.server_side.of("/").server_count().await.unwrap_or(0)
+    }
+}
+
+/// Waits until every server of `servers` counts `n` servers in `/`.
+pub async fn converge<T: Transport>(servers: &[&TestServer<T>], n: usize) {
+    eventually(WAIT, async || {
+        let mut counts = Vec::new();
+        for s in servers {
+            counts.push(s.server_count().await);
+        }
+        check(counts.iter().all(|&c| c == n), || {
+            format!("server counts {counts:?}, not {n}")
+        })
+    })
+    .await;
 }

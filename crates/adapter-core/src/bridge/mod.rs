@@ -1,11 +1,14 @@
-//! The packet bridge between socketioxide and the wire (spec §9.3).
+//! The packet bridge between socketioxide and the wire (docs/protocol.md, "socketioxide values").
+//!
+//! It lives in the engine, not in `switchboard-wire`, so that a socketioxide upgrade never forces
+//! a `wire` release.
 //!
 //! socketioxide keeps event arguments as `Value::Str(json, attachments)` (common parser, binary
 //! replaced by `{"_placeholder":true,"num":n}`) or `Value::Bytes(msgpack)` (msgpack parser).
 //! Adapter messages carry the arguments as a real array with real binary. Each conversion happens
 //! once per message on a node, never once per client.
 
-use std::{collections::VecDeque, time::Duration};
+use std::time::Duration;
 
 use bytes::Bytes;
 use socketioxide_core::{
@@ -14,11 +17,11 @@ use socketioxide_core::{
     packet::{Packet, PacketData},
 };
 
-use crate::{DecodeError, Flags, Limits, Opts, PacketObject, Value, json, msgpack};
+use switchboard_wire::{DecodeError, Flags, Limits, Opts, PacketObject, Value, json, msgpack};
 
 /// Which socketioxide parser a server uses, which decides the [`SioValue`] variant it expects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum ParserKind {
+pub(crate) enum ParserKind {
     /// socketioxide's default JSON parser: `Value::Str` with binary attachments.
     #[default]
     Common,
@@ -28,7 +31,7 @@ pub enum ParserKind {
 
 impl ParserKind {
     /// The kind of parser that produced `value`.
-    pub fn of(value: &SioValue) -> Self {
+    pub(crate) fn of(value: &SioValue) -> Self {
         match value {
             SioValue::Str(..) => ParserKind::Common,
             SioValue::Bytes(_) => ParserKind::MsgPack,
@@ -37,7 +40,7 @@ impl ParserKind {
 }
 
 /// The argument array (`[event, ...args]` for events, `[...args]` for acks) of a socketioxide value.
-pub fn args_from_socketioxide(
+pub(crate) fn args_from_socketioxide(
     value: &SioValue,
     limits: &Limits,
 ) -> Result<Vec<Value>, DecodeError> {
@@ -55,37 +58,22 @@ pub fn args_from_socketioxide(
 }
 
 /// The socketioxide value for an argument array, for a server using `parser`.
-pub fn args_to_socketioxide(args: &[Value], parser: ParserKind) -> SioValue {
+pub(crate) fn args_to_socketioxide(args: &[Value], parser: ParserKind) -> SioValue {
     match parser {
         ParserKind::Common => {
-            let mut out = Vec::with_capacity(64);
-            let mut attachments = Some(VecDeque::new());
-            out.push(b'[');
-            for (i, arg) in args.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                json::write_value(&mut out, arg, &mut attachments);
-            }
-            out.push(b']');
-            let text = String::from_utf8(out)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-            let attachments = attachments.filter(|a| !a.is_empty());
+            let (text, attachments) = json::array_to_string_with_placeholders(args);
+            let attachments = (!attachments.is_empty()).then_some(attachments);
             SioValue::Str(Str::from(text), attachments)
         }
-        ParserKind::MsgPack => {
-            let mut out = Vec::with_capacity(64);
-            msgpack::write_array_len(&mut out, args.len());
-            for arg in args {
-                msgpack::write_value(&mut out, arg);
-            }
-            SioValue::Bytes(out.into())
-        }
+        ParserKind::MsgPack => SioValue::Bytes(msgpack::array_to_vec(args).into()),
     }
 }
 
 /// The packet object of a socketioxide EVENT (binary or not): type 2, `nsp` absent.
-pub fn packet_to_wire(packet: &Packet, limits: &Limits) -> Result<PacketObject, DecodeError> {
+pub(crate) fn packet_to_wire(
+    packet: &Packet,
+    limits: &Limits,
+) -> Result<PacketObject, DecodeError> {
     match &packet.inner {
         PacketData::Event(value, id) | PacketData::BinaryEvent(value, id) => Ok(PacketObject {
             kind: 2,
@@ -99,7 +87,7 @@ pub fn packet_to_wire(packet: &Packet, limits: &Limits) -> Result<PacketObject, 
 
 /// The socketioxide EVENT for a packet object received on namespace `ns` (its `nsp` is ignored,
 /// as Node receivers overwrite it).
-pub fn packet_from_wire(
+pub(crate) fn packet_from_wire(
     packet: &PacketObject,
     ns: Str,
     parser: ParserKind,
@@ -115,7 +103,7 @@ pub fn packet_from_wire(
 }
 
 /// A client's ack as Node sends it on: only the first argument (`undefined` → nil).
-pub fn ack_to_wire(value: &SioValue, limits: &Limits) -> Result<Value, DecodeError> {
+pub(crate) fn ack_to_wire(value: &SioValue, limits: &Limits) -> Result<Value, DecodeError> {
     Ok(args_from_socketioxide(value, limits)?
         .into_iter()
         .next()
@@ -123,7 +111,7 @@ pub fn ack_to_wire(value: &SioValue, limits: &Limits) -> Result<Value, DecodeErr
 }
 
 /// A remote ack value as socketioxide ack arguments (`[value]`).
-pub fn ack_from_wire(value: &Value, parser: ParserKind) -> SioValue {
+pub(crate) fn ack_from_wire(value: &Value, parser: ParserKind) -> SioValue {
     args_to_socketioxide(std::slice::from_ref(value), parser)
 }
 
@@ -132,7 +120,7 @@ pub fn ack_from_wire(value: &Value, parser: ParserKind) -> SioValue {
 /// `socket.broadcast` (sender `sid` + Broadcast flag) excludes the sender's room; an operation on
 /// one socket (`sid` without Broadcast flag and no rooms) targets the room named by its id with
 /// `expectSingleResponse`, as Node's `RemoteSocket` does. `timeout` is set for requests that wait.
-pub fn opts_to_wire(opts: &BroadcastOptions, timeout: Option<Duration>) -> Opts {
+pub(crate) fn opts_to_wire(opts: &BroadcastOptions, timeout: Option<Duration>) -> Opts {
     let mut rooms: Vec<String> = opts.rooms.iter().map(|r| r.to_string()).collect();
     let mut except: Vec<String> = opts.except.iter().map(|r| r.to_string()).collect();
     let mut flags = Flags::default();
@@ -167,7 +155,7 @@ pub fn opts_to_wire(opts: &BroadcastOptions, timeout: Option<Duration>) -> Opts 
 
 /// socketioxide's options for wire options received from another node: rooms and except as sent,
 /// the Broadcast flag set so that empty rooms mean the whole namespace, volatile and local kept.
-pub fn opts_from_wire(opts: &Opts) -> BroadcastOptions {
+pub(crate) fn opts_from_wire(opts: &Opts) -> BroadcastOptions {
     let mut out = BroadcastOptions::default();
     out.rooms = opts.rooms.iter().map(|r| r.clone().into()).collect();
     out.except = opts.except.iter().map(|r| r.clone().into()).collect();
@@ -180,3 +168,6 @@ pub fn opts_from_wire(opts: &Opts) -> BroadcastOptions {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

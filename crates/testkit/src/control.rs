@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize, ser::SerializeTuple};
 use serde_json::{Value as Json, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-use super::server::{TestAdapter, TestServer};
-use crate::{Error, Transport};
+use crate::server::{TestAdapter, TestServer};
+use switchboard_adapter_core::{Error, Transport};
 
 /// Which sockets an operation is about: a namespace, rooms, excepted rooms, volatile.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -314,7 +314,7 @@ fn operators<T: Transport>(
 }
 
 fn wire_to_json(v: &switchboard_wire::Value) -> Json {
-    crate::from_value::<Json>(v).unwrap_or(Json::Null)
+    switchboard_adapter_core::from_value::<Json>(v).unwrap_or(Json::Null)
 }
 
 /// Does `op` on `s`.

@@ -1,9 +1,10 @@
-//! The packet bridge against socketioxide's real parsers: what they produce is read correctly,
+//! The bridge against socketioxide's real parsers: what they produce is read correctly,
 //! and what the bridge produces they decode and encode for clients as Node would.
 
 use std::time::Duration;
 
 use bytes::Bytes;
+use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use socketioxide_core::{
     Sid, Value as SioValue,
@@ -13,11 +14,9 @@ use socketioxide_core::{
 };
 use socketioxide_parser_common::CommonParser;
 use socketioxide_parser_msgpack::MsgPackParser;
-use switchboard_wire::{
-    Limits, Opts, PacketObject, Value,
-    bridge::{self, ParserKind},
-    map,
-};
+use switchboard_wire::{Limits, Opts, PacketObject, Value, map};
+
+use super::{self as bridge, ParserKind};
 
 const LIMITS: Limits = Limits::DEFAULT;
 
@@ -95,7 +94,7 @@ fn socketioxide_parsers_read_what_the_bridge_produces() {
 
 #[test]
 fn remote_packets_reach_clients_as_node_would_send_them() {
-    // {type:2, data:["up", <bin 010203>, {x: <bin 04>}], id:5} on /admin, spec §9.2
+    // {type:2, data:["up", <bin 010203>, {x: <bin 04>}], id:5} on /admin, docs/protocol.md, "Packet objects"
     let obj = PacketObject {
         kind: 2,
         data: vec![
@@ -215,4 +214,38 @@ fn options_map_both_ways() {
     assert!(local.has_flag(BroadcastFlags::Volatile));
     assert!(!local.has_flag(BroadcastFlags::Local));
     assert_eq!(local.sid, None);
+}
+
+fn any_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Nil),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::Int),
+        (1u32..1024).prop_map(|f| Value::Float(f64::from(f) + 0.5)),
+        ".{0,20}".prop_map(Value::Str),
+        prop::collection::vec(any::<u8>(), 0..16).prop_map(|b| Value::Bin(b.into())),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec(("[a-z]{0,6}", inner), 0..4).prop_map(Value::Map),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn round_trips_through_the_common_parser(args in prop::collection::vec(any_value(), 0..6)) {
+        // the common parser carries JSON plus attachments: every value above survives
+        let sio = bridge::args_to_socketioxide(&args, ParserKind::Common);
+        prop_assert_eq!(ParserKind::of(&sio), ParserKind::Common);
+        prop_assert_eq!(bridge::args_from_socketioxide(&sio, &LIMITS).ok(), Some(args));
+    }
+
+    #[test]
+    fn round_trips_through_the_msgpack_parser(args in prop::collection::vec(any_value(), 0..6)) {
+        let sio = bridge::args_to_socketioxide(&args, ParserKind::MsgPack);
+        prop_assert_eq!(ParserKind::of(&sio), ParserKind::MsgPack);
+        prop_assert_eq!(bridge::args_from_socketioxide(&sio, &LIMITS).ok(), Some(args));
+    }
 }
