@@ -59,17 +59,70 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The packages under `crates/`, with whether each has default features.
+fn crate_packages() -> Result<Vec<(String, bool)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(workspace_root().join("crates"))? {
+        let manifest = entry?.path().join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        let m: toml::Table = text
+            .parse()
+            .with_context(|| format!("{}", manifest.display()))?;
+        let name = m
+            .get("package")
+            .and_then(|p| p.get("name"))
+            .and_then(toml::Value::as_str)
+            .with_context(|| format!("{}: no package name", manifest.display()))?;
+        let defaults = m
+            .get("features")
+            .and_then(|f| f.get("default"))
+            .and_then(toml::Value::as_array)
+            .is_some_and(|d| !d.is_empty());
+        out.push((name.to_owned(), defaults));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// What CI runs. The benchmark harness (`xtask-bench`: plotters, fonts, socketioxide-redis) is
+/// left out of what CI builds; `cargo xtask bench` builds it.
 pub(crate) fn run() -> Result<()> {
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&[
         "clippy",
         "--workspace",
+        "--exclude",
+        "xtask-bench",
         "--all-targets",
         "--all-features",
         "--",
         "-D",
         "warnings",
     ])?;
-    cargo(&["test", "--workspace", "--all-features"])?;
+    // every crate alone with no features, and with its defaults when it has any: the builds a
+    // user gets (`metrics_off.rs` and the code without `prometheus` are compiled only here)
+    for (package, has_defaults) in crate_packages()? {
+        cargo(&[
+            "clippy",
+            "-p",
+            &package,
+            "--no-default-features",
+            "--",
+            "-D",
+            "warnings",
+        ])?;
+        if has_defaults {
+            cargo(&["clippy", "-p", &package, "--", "-D", "warnings"])?;
+        }
+    }
+    cargo(&[
+        "test",
+        "--workspace",
+        "--exclude",
+        "xtask-bench",
+        "--all-features",
+    ])?;
     Ok(())
 }

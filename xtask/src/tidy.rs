@@ -1,5 +1,6 @@
-//! House rules as code (HOUSE-STYLE.md items 1-4, 7, 14 and 17): manifests, lints, module docs,
-//! file sizes, README and CHANGELOG per crate, the top-level layout. Runs as `cargo xtask tidy`
+//! House rules as code (HOUSE-STYLE.md items 1-4, 7, 13, 14 and 17): manifests, lints, module
+//! docs, file sizes, README and CHANGELOG per crate, the top-level layout, `publish = false` where a
+//! crate is not published, no `#[ignore]`/`#[should_panic]`, and links in the docs that resolve. Runs as `cargo xtask tidy`
 //! and as a `#[test]`, so a plain `cargo test` enforces it.
 
 use std::{
@@ -12,7 +13,7 @@ use toml::{Table, Value};
 /// Longest source file accepted, in lines: a module that grows becomes a directory.
 const MAX_LINES: usize = 800;
 
-/// Top-level entries of the repository (ARCHITECTURE.md); anything else is a violation.
+/// Top-level entries of the repository (docs/architecture.md); anything else is a violation.
 const TOP_LEVEL: &[&str] = &[
     "Cargo.toml",
     "Cargo.lock",
@@ -27,6 +28,9 @@ const TOP_LEVEL: &[&str] = &[
     ".gitignore",
     "target",
 ];
+
+/// Crates under `crates/` that are never published (and so never a normal dependency of one that is).
+const NOT_PUBLISHED: &[&str] = &["testkit"];
 
 /// Every violation, as `path: what is wrong`.
 pub(crate) fn check(root: &Path) -> Vec<String> {
@@ -66,10 +70,19 @@ pub(crate) fn check(root: &Path) -> Vec<String> {
             &mut bad,
         );
         check_docs(&dir, &m, &rust_version, &mut bad);
+        check_publish(
+            &manifest,
+            &m,
+            NOT_PUBLISHED.contains(&name.as_str()),
+            &mut bad,
+        );
     }
-    let xtask = root.join("xtask/Cargo.toml");
-    if let Some(m) = read_toml(&xtask, &mut bad) {
-        check_member(&xtask, &m, None, &mut bad);
+    for tool in ["xtask/Cargo.toml", "xtask/bench/Cargo.toml"] {
+        let path = root.join(tool);
+        if let Some(m) = read_toml(&path, &mut bad) {
+            check_member(&path, &m, None, &mut bad);
+            check_publish(&path, &m, true, &mut bad);
+        }
     }
     for file in rust_files(&root.join("crates"))
         .into_iter()
@@ -78,7 +91,109 @@ pub(crate) fn check(root: &Path) -> Vec<String> {
         check_source(&file, &mut bad);
     }
     check_ci(root, &mut bad);
+    for doc in markdown_files(root) {
+        check_links(&doc, &mut bad);
+    }
     problems
+}
+
+/// `publish = false` exactly on the packages that are not published, and no published package
+/// depends (normally) on one that is not.
+fn check_publish(path: &Path, m: &Table, unpublished: bool, bad: &mut impl FnMut(&Path, String)) {
+    let publish = m
+        .get("package")
+        .and_then(|p| p.get("publish"))
+        .and_then(Value::as_bool);
+    if unpublished && publish != Some(false) {
+        bad(path, "is not published: needs `publish = false`".into());
+    }
+    if !unpublished {
+        if publish == Some(false) {
+            bad(
+                path,
+                "`publish = false` on a published crate (or add it to NOT_PUBLISHED)".into(),
+            );
+        }
+        let deps = m.get("dependencies").and_then(Value::as_table);
+        for dep in deps.into_iter().flatten().map(|(d, _)| d) {
+            if NOT_PUBLISHED
+                .iter()
+                .any(|n| dep == &format!("switchboard-{n}"))
+            {
+                bad(
+                    path,
+                    format!("`{dep}` is not published: only a dev-dependency"),
+                );
+            }
+        }
+    }
+}
+
+/// README.md, docs/ and every crate's and docker's Markdown.
+fn markdown_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = vec![root.join("README.md")];
+    let mut dirs = vec![root.join("docs"), root.join("docker"), root.join("xtask")];
+    dirs.extend(crate_dirs(root));
+    for dir in dirs {
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            for entry in fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') || matches!(name.as_str(), "node_modules" | "target") {
+                    continue;
+                }
+                if p.is_dir() {
+                    stack.push(p);
+                } else if name.ends_with(".md") {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The targets of the inline links `[text](target)` of a Markdown text, outside code.
+fn links(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_fence = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence {
+            continue;
+        }
+        // drop inline code spans, then look for `](`
+        let plain: String = line.split('`').step_by(2).collect::<Vec<_>>().join(" ");
+        let mut rest = plain.as_str();
+        while let Some(i) = rest.find("](") {
+            rest = &rest[i + 2..];
+            let Some(end) = rest.find(')') else { break };
+            let target = rest[..end].split_whitespace().next().unwrap_or("");
+            out.push(target.to_owned());
+            rest = &rest[end..];
+        }
+    }
+    out
+}
+
+fn check_links(doc: &Path, bad: &mut impl FnMut(&Path, String)) {
+    let text = fs::read_to_string(doc).unwrap_or_default();
+    let dir = doc.parent().unwrap_or(Path::new("."));
+    for target in links(&text) {
+        let external = target.contains("://") || target.starts_with("mailto:");
+        let file = target.split('#').next().unwrap_or("");
+        if external || file.is_empty() {
+            continue;
+        }
+        if !dir.join(file).exists() {
+            bad(doc, format!("link to `{target}` does not resolve"));
+        }
+    }
 }
 
 fn read_toml(path: &Path, bad: &mut impl FnMut(&Path, String)) -> Option<Table> {
@@ -132,7 +247,7 @@ fn check_layout(root: &Path, bad: &mut impl FnMut(&Path, String)) {
         if !TOP_LEVEL.contains(&name.as_str()) && !name.starts_with("rust-toolchain") {
             bad(
                 &entry.path(),
-                "not part of the top-level layout of ARCHITECTURE.md".into(),
+                "not part of the top-level layout of docs/architecture.md".into(),
             );
         }
     }
@@ -375,6 +490,15 @@ fn check_source(file: &Path, bad: &mut impl FnMut(&Path, String)) {
     }
     for (i, line) in text.lines().enumerate() {
         let t = line.trim_start();
+        if t.starts_with("#[ignore") || t.starts_with("#[should_panic") {
+            bad(
+                file,
+                format!(
+                    "line {}: no #[ignore] or #[should_panic]: a test runs, and asserts on an `Err`",
+                    i + 1
+                ),
+            );
+        }
         if t.starts_with("#![deny(") || t.starts_with("#![forbid(") {
             bad(
                 file,
@@ -414,6 +538,30 @@ mod tests {
             "house rules broken:\n{}",
             problems.join("\n")
         );
+    }
+
+    #[test]
+    fn links_are_found_outside_code() {
+        let text = "see [a](docs/a.md#x), [b](https://x.y) and `[c](nope.md)`\n```\n[d](nope.md)\n```\n[e](../e.md)";
+        assert_eq!(links(text), ["docs/a.md#x", "https://x.y", "../e.md"]);
+    }
+
+    #[test]
+    fn tidy_catches_unpublished_dependencies() {
+        let m: Table = r#"
+            [package]
+            name = "switchboard-x"
+            [dependencies]
+            switchboard-testkit = { workspace = true }
+        "#
+        .parse()
+        .unwrap_or_default();
+        let mut found = Vec::new();
+        check_publish(Path::new("x"), &m, false, &mut |_, w| found.push(w));
+        check_publish(Path::new("x"), &m, true, &mut |_, w| found.push(w));
+        let all = found.join("\n");
+        assert!(all.contains("only a dev-dependency"), "{all}");
+        assert!(all.contains("needs `publish = false`"), "{all}");
     }
 
     #[test]

@@ -9,8 +9,8 @@ use crate::TransportError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The transport could not send the request.
-    #[error("transport: {0}")]
+    /// The transport could not send the request (the cause is the [`TransportError`]).
+    #[error("the transport could not send the request")]
     Transport(#[from] TransportError),
     /// Not every node answered in time.
     #[error("request timed out: {answered} of {expected} nodes answered")]
@@ -26,14 +26,36 @@ pub enum Error {
     #[error("too many pending requests ({0})")]
     TooManyRequests(usize),
     /// The namespace's adapter is closed.
-    #[error("adapter closed")]
+    #[error("the namespace's adapter is closed")]
     Closed,
-    /// A packet could not be converted to or from the wire.
-    #[error("wire: {0}")]
+    /// The namespace's adapter has not finished initialising (it is not attached to the
+    /// transport yet).
+    #[error("the namespace's adapter is not initialised yet")]
+    NotInitialised,
+    /// No namespace of that name exists on this server (serverSideEmit on a namespace that was
+    /// never created, or was closed).
+    #[error("no namespace {0} on this server")]
+    UnknownNamespace(String),
+    /// A packet could not be converted to or from the wire (the cause is the decode error).
+    #[error("a packet could not be converted to or from the wire")]
     Wire(#[from] switchboard_wire::DecodeError),
     /// Arguments could not be converted to or from wire values.
-    #[error("{0}")]
+    #[error("arguments could not be converted to or from wire values")]
     Convert(#[from] switchboard_wire::convert::ConvertError),
+}
+
+/// `error` and its causes, as one line: `outer: cause: root cause`. Error types of this
+/// workspace do not repeat their cause in their message (it is their `source()`), so logs print
+/// errors through this.
+pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }
 
 /// The results that arrived before a request timed out.
@@ -54,5 +76,37 @@ pub enum Partial {
 impl From<Error> for AdapterError {
     fn from(e: Error) -> Self {
         AdapterError(Box::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TransportErrorKind;
+
+    #[test]
+    fn messages_name_the_cause_once() {
+        let cause =
+            switchboard_wire::json::from_slice(b"{oops", &switchboard_wire::Limits::DEFAULT)
+                .err()
+                .map(Error::from);
+        let Some(error) = cause else {
+            panic!("bad JSON decodes")
+        };
+        let text = report(&error);
+        assert!(
+            text.starts_with("a packet could not be converted to or from the wire: invalid JSON: "),
+            "{text}"
+        );
+        assert_eq!(text.matches("invalid JSON").count(), 1, "{text}");
+
+        let transport = Error::from(TransportError::new(
+            TransportErrorKind::Disconnected,
+            "redis is down",
+        ));
+        assert_eq!(
+            report(&transport),
+            "the transport could not send the request: disconnected: redis is down"
+        );
     }
 }

@@ -12,13 +12,13 @@
 //!
 //! ```no_run
 //! use socketioxide::{SocketIo, extract::SocketRef};
-//! use switchboard_adapter_core::{ClusterAdapter, ClusterState, Config, memory::{MemoryHub, MemoryTransport}};
+//! use switchboard_adapter_core::{ClusterAdapter, ClusterState, AdapterOptions, memory::{MemoryHub, MemoryTransport}};
 //!
 //! type Adapter = ClusterAdapter<socketioxide::adapter::Emitter, MemoryTransport>;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let hub = MemoryHub::new();
-//! let state = ClusterState::new(hub.transport(), Config::default());
+//! let state = ClusterState::new(hub.transport(), AdapterOptions::default());
 //! let server_side = state.server_side();
 //! let (layer, io) = SocketIo::builder().with_adapter::<Adapter>(state).build_layer();
 //! io.ns("/", async |socket: SocketRef<Adapter>| {
@@ -45,7 +45,6 @@
 //! Rust 1.94 (that of socketioxide 0.18).
 
 mod bridge;
-mod config;
 mod engine;
 mod error;
 mod ids;
@@ -54,16 +53,17 @@ pub mod memory;
 mod metrics;
 #[cfg(not(feature = "prometheus"))]
 mod metrics_off;
+mod options;
 mod state;
 mod transport;
 
-pub use config::Config;
 pub use engine::{AckStream, ClusterAdapter, InitRes};
-pub use error::{Error, Partial};
+pub use error::{Error, Partial, report};
 #[cfg(feature = "prometheus")]
 pub use metrics::Metrics;
 #[cfg(not(feature = "prometheus"))]
 pub(crate) use metrics_off::Metrics;
+pub use options::AdapterOptions;
 pub use state::{ClusterState, ServerEvent, ServerSide, ServerSideNamespace, from_value};
 pub use transport::{
     Attach, Inbox, Link, Liveness, Transport, TransportError, TransportErrorKind, UidScope,

@@ -11,7 +11,7 @@ use futures_core::future::BoxFuture;
 use serde::{Serialize, de::DeserializeOwned};
 use switchboard_wire::{Value, convert};
 
-use crate::{Config, Error, Transport};
+use crate::{AdapterOptions, Error, Transport};
 
 /// What the serverSideEmit handle needs of a namespace's adapter.
 pub(crate) trait NamespaceOps: Send + Sync {
@@ -69,13 +69,13 @@ impl Registry {
 /// [`ServerSide`] handle from [`ClusterState::server_side`] to talk to the other servers.
 pub struct ClusterState<T: Transport> {
     pub(crate) transport: Arc<T>,
-    pub(crate) config: Config,
+    pub(crate) config: AdapterOptions,
     pub(crate) registry: Arc<Registry>,
 }
 
 impl<T: Transport> ClusterState<T> {
     /// A state over `transport` with `config`.
-    pub fn new(transport: T, config: Config) -> Self {
+    pub fn new(transport: T, config: AdapterOptions) -> Self {
         ClusterState {
             transport: Arc::new(transport),
             config,
@@ -133,7 +133,9 @@ pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, Error> {
 
 impl ServerSideNamespace {
     fn ops(&self) -> Result<Arc<dyn NamespaceOps>, Error> {
-        self.registry.get(&self.nsp).ok_or(Error::Closed)
+        self.registry
+            .get(&self.nsp)
+            .ok_or_else(|| Error::UnknownNamespace(self.nsp.clone()))
     }
 
     /// Emits `event` with `args` to every other server, no answer expected.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use prometheus::{Encoder, Registry, TextEncoder};
 use serde_json::json;
-use switchboard_adapter_core::{Config, Metrics, memory::MemoryHub};
+use switchboard_adapter_core::{AdapterOptions, Metrics, memory::MemoryHub};
 use switchboard_testkit::{TestClient, converge, start};
 
 fn text(registry: &Registry) -> String {
@@ -27,7 +27,7 @@ async fn counts_messages_requests_and_nodes() {
     let hub = MemoryHub::new();
     let (ra, rb) = (Registry::new(), Registry::new());
     let config = |r: &Registry| {
-        Config::default()
+        AdapterOptions::default()
             .heartbeat_interval(Duration::from_millis(100))
             .metrics(Metrics::new(r, "memory").unwrap_or_else(|e| panic!("{e}")))
     };

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchboard_adapter_core::{
-    Config,
+    AdapterOptions,
     memory::{MemoryHub, MemoryTransport},
 };
 use switchboard_testkit::{MemoryPeer, TestClient, TestServer, check, eventually, start};
@@ -18,8 +18,8 @@ const WAIT: Duration = Duration::from_secs(10);
 const NODE_UID: &str = "NodeP1";
 const NODE_SID: &str = "huaItNCoU-pb6HbQAAAA";
 
-fn config() -> Config {
-    Config::default()
+fn config() -> AdapterOptions {
+    AdapterOptions::default()
         .heartbeat_interval(Duration::from_millis(100))
         .heartbeat_timeout(Duration::from_millis(600))
         .requests_timeout(Duration::from_secs(3))
@@ -49,7 +49,7 @@ async fn setup() -> (
 /// The same with other engine options (a 30 s request timeout proves a node's death, not the
 /// timeout, ended a wait).
 async fn setup_with(
-    config: Config,
+    config: AdapterOptions,
 ) -> (
     MemoryHub,
     TestServer<MemoryTransport>,

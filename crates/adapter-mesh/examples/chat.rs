@@ -16,7 +16,7 @@ use socketioxide::{
     extract::{Data, SocketRef},
 };
 use switchboard_adapter_mesh::{
-    ClusterState, Config, MeshAdapter, MeshOptions, MeshTransport, ServerSide,
+    AdapterOptions, ClusterState, MeshAdapter, MeshOptions, MeshTransport, ServerSide,
 };
 use switchboard_mesh_discovery::{Discovery, DiscoveryOptions};
 use switchboard_testkit::TestClient;
@@ -56,7 +56,7 @@ async fn node(
     let transport = MeshTransport::start(options)
         .await
         .map_err(std::io::Error::other)?;
-    let config = Config::default()
+    let config = AdapterOptions::default()
         .heartbeat_interval(Duration::from_millis(500))
         .heartbeat_timeout(Duration::from_millis(1500));
     let state = ClusterState::new(transport, config);

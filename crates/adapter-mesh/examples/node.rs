@@ -12,7 +12,9 @@ use socketioxide::{
     adapter::Emitter,
     extract::{AckSender, Data, SocketRef},
 };
-use switchboard_adapter_mesh::{ClusterState, Config, MeshAdapter, MeshOptions, MeshTransport};
+use switchboard_adapter_mesh::{
+    AdapterOptions, ClusterState, MeshAdapter, MeshOptions, MeshTransport,
+};
 
 type Adapter = MeshAdapter<Emitter>;
 
@@ -35,7 +37,7 @@ async fn main() -> std::io::Result<()> {
     let transport = MeshTransport::start(options)
         .await
         .map_err(std::io::Error::other)?;
-    let config = Config::default()
+    let config = AdapterOptions::default()
         .heartbeat_interval(Duration::from_millis(200))
         .heartbeat_timeout(Duration::from_millis(1000));
     let state = ClusterState::new(transport, config);

@@ -3,7 +3,7 @@
 //! the suite's operations as JSON lines on stdin (`switchboard_testkit::control`).
 
 use switchboard_adapter_mesh::{MeshOptions, MeshTransport};
-use switchboard_testkit::{control, server, test_config};
+use switchboard_testkit::{control, server, test_options};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -21,6 +21,6 @@ async fn main() -> std::io::Result<()> {
     let transport = MeshTransport::start(options)
         .await
         .map_err(std::io::Error::other)?;
-    control::serve_stdio(server::start(transport, test_config()).await).await;
+    control::serve_stdio(server::start(transport, test_options()).await).await;
     Ok(())
 }

@@ -7,7 +7,7 @@
 //!
 //! ```no_run
 //! use socketioxide::{SocketIo, extract::SocketRef};
-//! use switchboard_adapter_mesh::{ClusterState, Config, MeshAdapter, MeshOptions, MeshTransport};
+//! use switchboard_adapter_mesh::{ClusterState, AdapterOptions, MeshAdapter, MeshOptions, MeshTransport};
 //!
 //! type Adapter = MeshAdapter<socketioxide::adapter::Emitter>;
 //!
@@ -16,7 +16,7 @@
 //!     MeshOptions::default().discovery("ws://discovery:8000").ws_port(4000),
 //! )
 //! .await?;
-//! let state = ClusterState::new(transport, Config::default());
+//! let state = ClusterState::new(transport, AdapterOptions::default());
 //! let (layer, io) = SocketIo::builder().with_adapter::<Adapter>(state).build_layer();
 //! io.ns("/", async |socket: SocketRef<Adapter>| socket.join("room1")).await?;
 //! io.to("room1").emit("news", &"hello").await?;
@@ -43,7 +43,11 @@ mod peers;
 mod transport;
 
 pub use options::MeshOptions;
-pub use switchboard_adapter_core::{ClusterState, Config, ServerSide};
+#[cfg(feature = "prometheus")]
+pub use switchboard_adapter_core::Metrics;
+pub use switchboard_adapter_core::{
+    AdapterOptions, ClusterState, Error, ServerEvent, ServerSide, ServerSideNamespace,
+};
 pub use switchboard_wire::mesh::PeerInfo;
 pub use transport::{MeshLink, MeshTransport};
 
@@ -55,6 +59,6 @@ pub type MeshAdapter<E> = switchboard_adapter_core::ClusterAdapter<E, MeshTransp
 #[non_exhaustive]
 pub enum MeshError {
     /// The peer port could not be bound.
-    #[error("mesh listener: {0}")]
+    #[error("the mesh listener could not start")]
     Io(#[from] std::io::Error),
 }

@@ -1,5 +1,5 @@
 //! Prometheus metrics of the mesh (feature `prometheus`), named as `socket.io-mesh-adapter`'s
-//! (spec §8.6): the transport's peer gauges and drops here; messages, bytes and request durations
+//! (protocol.md §8.6): the transport's peer gauges and drops here; messages, bytes and request durations
 //! come from the engine's `Metrics::new(registry, "mesh")`.
 
 use std::net::SocketAddr;

@@ -44,12 +44,6 @@ pub(crate) struct Peer {
 
 static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 
-/// Compares two secrets in time independent of where they differ.
-pub(crate) fn same_secret(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 impl Peer {
     /// Queues a frame; false when the peer is over its budget (the caller drops it).
     pub(crate) fn send(&self, frame: &Bytes, threshold: usize) -> bool {
@@ -143,7 +137,9 @@ where
         match mesh::decode_frame(&bytes, &limits) {
             Ok(Frame::Mesh(m)) => inner.deliver(m),
             Ok(_) => {} // a second Hello or another kind: ignored, as in Node
-            Err(e) => tracing::debug!(peer = %uid, "dropped a malformed frame: {e}"),
+            Err(e) => {
+                tracing::debug!(peer = %uid, "dropped a malformed frame: {}", switchboard_adapter_core::report(&e))
+            }
         }
     }
     writer.abort();
@@ -156,7 +152,7 @@ where
     inner.peer_gone(&uid);
 }
 
-/// Validates an accepted connection's Hello (spec §8.4) and runs it.
+/// Validates an accepted connection's Hello (protocol.md §8.4) and runs it.
 pub(crate) async fn accept<S>(inner: Arc<Inner>, mut ws: WebSocketStream<S>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -185,7 +181,9 @@ where
             token,
         })) => {
             let token_ok = match &inner.options.auth_token {
-                Some(expected) => token.as_deref().is_some_and(|t| same_secret(t, expected)),
+                Some(expected) => token
+                    .as_deref()
+                    .is_some_and(|t| switchboard_wire::ids::same_secret(t, expected)),
                 None => true,
             };
             let known = inner

@@ -212,7 +212,7 @@ impl MeshTransport {
             uid: options
                 .uid
                 .clone()
-                .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>())),
+                .unwrap_or_else(switchboard_wire::ids::random_uid),
             address,
             options,
             peers: Mutex::new(HashMap::new()),

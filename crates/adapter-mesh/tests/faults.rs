@@ -5,7 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use switchboard_adapter_core::Config;
+use switchboard_adapter_core::AdapterOptions;
 use switchboard_adapter_mesh::{MeshOptions, MeshTransport, PeerInfo};
 use switchboard_mesh_discovery::{Discovery, DiscoveryOptions, RunningDiscovery};
 use switchboard_testkit::{TestClient, TestServer, check, converge, eventually, start};
@@ -19,8 +19,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async, tungsten
 const WAIT: Duration = Duration::from_secs(15);
 type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
-fn config() -> Config {
-    Config::default()
+fn config() -> AdapterOptions {
+    AdapterOptions::default()
         .heartbeat_interval(Duration::from_millis(150))
         .heartbeat_timeout(Duration::from_millis(750))
 }
@@ -329,7 +329,7 @@ fn unhex(s: &str) -> Vec<u8> {
 }
 
 /// No Node mesh package is published: a raw peer replays the frames of the protocol reference
-/// (spec §8.4, produced by socket.io-mesh-adapter 2.0) byte for byte.
+/// (protocol.md §8.4, produced by socket.io-mesh-adapter 2.0) byte for byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reference_frames_of_a_node_peer_are_understood() {
     let s = server(local()).await;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use prometheus::Registry;
-use switchboard_adapter_core::{Config, Metrics};
+use switchboard_adapter_core::{AdapterOptions, Metrics};
 use switchboard_adapter_mesh::{
     MeshOptions, MeshTransport,
     metrics::{self, MeshMetrics},
@@ -49,7 +49,7 @@ async fn mesh_metrics_have_the_node_names() {
             .ws_port(0)
             .discovery(format!("ws://{d}"))
             .metrics(MeshMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}")));
-        let config = Config::default()
+        let config = AdapterOptions::default()
             .heartbeat_interval(Duration::from_millis(100))
             .metrics(Metrics::new(&registry, "mesh").unwrap_or_else(|e| panic!("{e}")));
         servers.push(

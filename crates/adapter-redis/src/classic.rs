@@ -1,4 +1,4 @@
-//! The classic protocol of `@socket.io/redis-adapter` (spec §2.1-2.4) in terms of the engine's
+//! The classic protocol of `@socket.io/redis-adapter` (protocol.md §3) in terms of the engine's
 //! cluster messages: what to publish for each message, and what each received payload means.
 //! No I/O here.
 
@@ -259,7 +259,9 @@ impl Classic {
         let message = |uid: String, body: Body| Some(ClusterMessage::new(uid, &self.nsp, body));
         if channel == self.channels.request() {
             let r = ClassicRequest::decode(payload, limits)?;
-            let uid = r.uid.unwrap_or_else(|| "emitter".to_owned());
+            let uid = r
+                .uid
+                .unwrap_or_else(|| switchboard_wire::ids::EMITTER_UID.to_owned());
             if uid == self.uid {
                 return Ok(None);
             }

@@ -5,6 +5,6 @@
 #[non_exhaustive]
 pub enum RedisError {
     /// The redis client failed (bad URL, unreachable server).
-    #[error("redis: {0}")]
+    #[error("the redis client failed")]
     Redis(#[from] fred::error::Error),
 }

@@ -10,13 +10,13 @@
 //!
 //! ```no_run
 //! use socketioxide::{SocketIo, extract::SocketRef};
-//! use switchboard_adapter_redis::{RedisAdapter, RedisOptions, RedisTransport, ClusterState, Config};
+//! use switchboard_adapter_redis::{RedisAdapter, RedisOptions, RedisTransport, ClusterState, AdapterOptions};
 //!
 //! type Adapter = RedisAdapter<socketioxide::adapter::Emitter>;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let transport = RedisTransport::connect("redis://127.0.0.1:6379", RedisOptions::classic()).await?;
-//! let state = ClusterState::new(transport, Config::default());
+//! let state = ClusterState::new(transport, AdapterOptions::default());
 //! let (layer, io) = SocketIo::builder().with_adapter::<Adapter>(state).build_layer();
 //! io.ns("/", async |socket: SocketRef<Adapter>| {
 //!     socket.join("room1");
@@ -47,7 +47,11 @@ mod transport;
 
 pub use error::RedisError;
 pub use options::{Mode, RedisOptions};
-pub use switchboard_adapter_core::{ClusterState, Config, ServerSide};
+#[cfg(feature = "prometheus")]
+pub use switchboard_adapter_core::Metrics;
+pub use switchboard_adapter_core::{
+    AdapterOptions, ClusterState, Error, ServerEvent, ServerSide, ServerSideNamespace,
+};
 pub use transport::{RedisLink, RedisTransport};
 
 /// The socketioxide adapter over redis: `SocketIo::builder().with_adapter::<RedisAdapter<_>>(state)`.

@@ -281,7 +281,7 @@ async fn resubscriber(
             .clone();
         for ns in namespaces {
             if let Err(e) = subscribe(&inner.subscriber, &ns.protocol, &ns.uid).await {
-                tracing::error!(nsp = %ns.nsp, "could not resubscribe after a reconnect: {e}");
+                tracing::error!(nsp = %ns.nsp, "could not resubscribe after a reconnect: {}", switchboard_adapter_core::report(&e));
             }
         }
     }
@@ -372,7 +372,11 @@ async fn dispatcher(
             Ok(None) => {}
             Err(e) => {
                 ns.dropped("malformed");
-                tracing::debug!(channel, "dropped a malformed or foreign message: {e}");
+                tracing::debug!(
+                    channel,
+                    "dropped a malformed or foreign message: {}",
+                    switchboard_adapter_core::report(&e)
+                );
             }
         }
     }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use switchboard_adapter_core::Config;
+use switchboard_adapter_core::AdapterOptions;
 use switchboard_adapter_redis::{RedisOptions, RedisTransport};
 use switchboard_testkit::services::RedisServer;
 use switchboard_testkit::{TestClient, TestServer, check, converge, eventually, start};
@@ -17,7 +17,7 @@ async fn server(redis: &RedisServer, options: RedisOptions) -> TestServer<RedisT
         .unwrap_or_else(|e| panic!("{e}"));
     start(
         t,
-        Config::default().requests_timeout(Duration::from_secs(2)),
+        AdapterOptions::default().requests_timeout(Duration::from_secs(2)),
     )
     .await
 }
@@ -97,7 +97,7 @@ async fn malformed_payloads(options: RedisOptions) {
     #[cfg(feature = "prometheus")]
     let registry = prometheus::Registry::new();
     #[allow(unused_mut)] // mutated with the prometheus feature only
-    let mut config = Config::default();
+    let mut config = AdapterOptions::default();
     #[cfg(feature = "prometheus")]
     {
         config = config.metrics(

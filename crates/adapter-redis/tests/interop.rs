@@ -6,7 +6,7 @@ use std::{collections::BTreeSet, time::Duration};
 
 use futures_util::StreamExt;
 use serde_json::{Value as Json, json};
-use switchboard_adapter_core::Config;
+use switchboard_adapter_core::AdapterOptions;
 use switchboard_adapter_redis::{RedisOptions, RedisTransport};
 use switchboard_testkit::services::{NodeServer, RedisServer};
 use switchboard_testkit::{Event, TestClient, TestServer, check, eventually, start};
@@ -34,7 +34,7 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("{e}"));
         let rust = start(
             transport,
-            Config::default().requests_timeout(Duration::from_secs(3)),
+            AdapterOptions::default().requests_timeout(Duration::from_secs(3)),
         )
         .await;
         let control = TestClient::connect(node.addr(), "/control", json!({}), None)
@@ -410,7 +410,7 @@ async fn a_dynamic_mode_node_peer_is_refused_loudly() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let (_layer, io) = SocketIo::builder()
-        .with_adapter::<Adapter>(ClusterState::new(transport, Config::default()))
+        .with_adapter::<Adapter>(ClusterState::new(transport, AdapterOptions::default()))
         .build_layer();
     let refused = io.ns("/", async |_: SocketRef<Adapter>| {}).await;
     let message = refused.err().map(|e| e.to_string()).unwrap_or_default();

@@ -20,9 +20,6 @@ const RESERVED: &[&str] = &[
     "removeListener",
 ];
 
-/// The uid emitters publish with; servers never count it.
-const EMITTER_UID: &str = "emitter";
-
 /// Emits to a Socket.IO cluster through redis with the classic protocol of
 /// `@socket.io/redis-emitter` 5: it reaches Node servers (`@socket.io/redis-adapter` 8,
 /// `createAdapter`) and Switchboard servers in classic mode alike.
@@ -149,7 +146,7 @@ impl Emitter {
         let mut data = vec![Value::from(event)];
         data.extend(args);
         let broadcast = ClassicBroadcast {
-            uid: EMITTER_UID.into(),
+            uid: switchboard_wire::ids::EMITTER_UID.into(),
             packet: PacketObject {
                 nsp: Some(self.nsp.clone()),
                 ..PacketObject::event(data)
@@ -218,7 +215,10 @@ impl Emitter {
     pub fn server_side_publication(&self, event: &str, args: Vec<Value>) -> Publication {
         let mut data = vec![Value::from(event)];
         data.extend(args);
-        self.request(Some(EMITTER_UID), RequestBody::ServerSideEmit { data })
+        self.request(
+            Some(switchboard_wire::ids::EMITTER_UID),
+            RequestBody::ServerSideEmit { data },
+        )
     }
 
     async fn publish(&self, p: Publication) -> Result<(), EmitterError> {

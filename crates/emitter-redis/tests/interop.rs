@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use fred::prelude::{Builder, ClientLike, Config as RedisConfig};
 use serde_json::json;
-use switchboard_adapter_core::Config;
+use switchboard_adapter_core::AdapterOptions;
 use switchboard_adapter_redis::{RedisOptions, RedisTransport};
 use switchboard_emitter_redis::Emitter;
 use switchboard_testkit::services::{NodeServer, RedisServer};
@@ -20,7 +20,7 @@ async fn emitters_reach_both_kinds_of_servers() {
     let transport = RedisTransport::connect(&redis.url(), RedisOptions::classic())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let rust = start(transport, Config::default()).await;
+    let rust = start(transport, AdapterOptions::default()).await;
     let mut rc = TestClient::connect(rust.addr, "/", json!({"rooms": ["room1"]}), None)
         .await
         .unwrap_or_else(|e| panic!("{e}"));

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use fred::prelude::{Builder, ClientLike, Config as RedisConfig};
 use serde_json::json;
-use switchboard_adapter_core::Config;
+use switchboard_adapter_core::AdapterOptions;
 use switchboard_adapter_redis::{RedisOptions, RedisTransport};
 use switchboard_emitter_redis::Emitter;
 use switchboard_testkit::services::RedisServer;
@@ -16,7 +16,7 @@ async fn server(redis: &RedisServer) -> TestServer<RedisTransport> {
     let t = RedisTransport::connect(&redis.url(), RedisOptions::classic())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    start(t, Config::default()).await
+    start(t, AdapterOptions::default()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

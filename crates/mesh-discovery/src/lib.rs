@@ -1,5 +1,5 @@
 //! The discovery service of the Switchboard mesh, speaking the protocol of
-//! `socket.io-mesh-adapter` 2.0 (spec §8.2): servers register `{serverId, address}` over a
+//! `socket.io-mesh-adapter` 2.0 (protocol.md §8.2): servers register `{serverId, address}` over a
 //! WebSocket and every server receives the whole roster after each change. Usable as a library
 //! (tests, embedding) and as the `mesh-discovery` binary.
 //!

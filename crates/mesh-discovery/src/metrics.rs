@@ -1,4 +1,4 @@
-//! Prometheus metrics of the discovery service, named as Node's (spec §8.6).
+//! Prometheus metrics of the discovery service, named as Node's (protocol.md §8.6).
 
 use prometheus::{IntCounter, IntGauge, Registry};
 

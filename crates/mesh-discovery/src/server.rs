@@ -1,5 +1,5 @@
 //! The discovery server: pods register `{serverId, address}` over WebSocket and every pod gets the
-//! whole roster after each change (spec §8.2).
+//! whole roster after each change (protocol.md §8.2).
 
 use std::{
     collections::HashMap,
@@ -118,12 +118,6 @@ fn roster_of(map: &HashMap<String, Entry>) -> Vec<PeerInfo> {
         .collect();
     servers.sort_by(|a, b| a.server_id.cmp(&b.server_id));
     servers
-}
-
-/// Compares two secrets in time independent of where they differ.
-fn same_secret(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Discovery {
@@ -298,7 +292,7 @@ impl Discovery {
                                 continue; // undecodable or another type: ignored, as in Node
                             };
                             if let Some(expected) = &self.inner.options.auth_token
-                                && !token.as_deref().is_some_and(|t| same_secret(t, expected))
+                                && !token.as_deref().is_some_and(|t| switchboard_wire::ids::same_secret(t, expected))
                             {
                                 tracing::warn!(conn, %server_id, "registration with a wrong token");
                                 let _ = tx.send(Out::Close(CLOSE_UNAUTHORIZED, "unauthorized"));
@@ -356,17 +350,4 @@ async fn upgrade(State(discovery): State<Discovery>, ws: WebSocketUpgrade) -> im
     ws.max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| discovery.connection(socket))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same_secret;
-
-    #[test]
-    fn secrets() {
-        assert!(same_secret("s3cret", "s3cret"));
-        assert!(!same_secret("s3cret", "s3creT"));
-        assert!(!same_secret("s3cret", "s3cre"));
-        assert!(!same_secret("", "x"));
-    }
 }

@@ -61,5 +61,5 @@ pub use client::{Event, TestClient};
 pub use handle::Server;
 pub use memory_peer::MemoryPeer;
 pub use server::{TestAdapter, TestServer, converge, start};
-pub use suite::{Backend, Servers, WAIT, test_config};
+pub use suite::{Backend, Servers, WAIT, test_options};
 pub use wait::{check, eventually, eventually_blocking};

@@ -72,7 +72,7 @@ async fn connected<T: Transport>(_socket: SocketRef<TestAdapter<T>>) {}
 /// Starts a server with namespaces `/`, `/admin` and the dynamic `/dyn/{id}`.
 pub async fn start<T: Transport + Clone>(
     transport: T,
-    config: switchboard_adapter_core::Config,
+    config: switchboard_adapter_core::AdapterOptions,
 ) -> TestServer<T> {
     let state = ClusterState::new(transport.clone(), config);
     let server_side = state.server_side();

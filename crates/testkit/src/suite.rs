@@ -18,14 +18,14 @@ use crate::{
     server,
     wait::{check, eventually},
 };
-use switchboard_adapter_core::{Config, Transport};
+use switchboard_adapter_core::{AdapterOptions, Transport};
 
 /// Longest wait for anything that should happen.
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// Engine options for the tests: short heartbeats so liveness tests stay quick.
-pub fn test_config() -> Config {
-    Config::default()
+pub fn test_options() -> AdapterOptions {
+    AdapterOptions::default()
         .heartbeat_interval(Duration::from_millis(150))
         .heartbeat_timeout(Duration::from_millis(750))
         .requests_timeout(Duration::from_secs(3))
@@ -37,7 +37,7 @@ pub trait Servers: Sized + Send + Sync + 'static {
     /// A fresh, isolated cluster (its own bus, key prefix, collection or discovery service).
     fn cluster() -> impl Future<Output = Self> + Send;
 
-    /// One more server of this cluster, with [`server::start`]'s app and [`test_config`].
+    /// One more server of this cluster, with [`server::start`]'s app and [`test_options`].
     fn server(&self) -> impl Future<Output = Server> + Send;
 }
 
@@ -53,8 +53,8 @@ pub trait Backend: Sized + Send + Sync + 'static {
     fn transport(&self) -> impl Future<Output = Self::Transport> + Send;
 
     /// Engine options for the tests.
-    fn config(&self) -> Config {
-        test_config()
+    fn config(&self) -> AdapterOptions {
+        test_options()
     }
 
     /// Kills the server using `transport`: it vanishes without saying goodbye. Only the crash

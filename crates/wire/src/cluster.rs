@@ -1,4 +1,4 @@
-//! The cluster protocol of socket.io-adapter's `ClusterAdapter` (spec §1): message types 1-13 in
+//! The cluster protocol of socket.io-adapter's `ClusterAdapter` (protocol.md §2): message types 1-13 in
 //! the envelope `{type, data, uid, nsp}`, as JSON or msgpack.
 //!
 //! Used by the sharded redis adapter, the mesh adapter, the Node cluster adapter and (with
@@ -120,7 +120,7 @@ pub struct ClusterMessage {
     pub body: Body,
 }
 
-/// The per-type payload (`data`) of a [`ClusterMessage`] (spec §1.3).
+/// The per-type payload (`data`) of a [`ClusterMessage`] (protocol.md §2.1).
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Body {

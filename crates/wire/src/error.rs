@@ -37,7 +37,7 @@ pub enum DecodeError {
     #[error("map key of type {0} is not a string or a number")]
     InvalidKey(&'static str),
     /// Malformed JSON.
-    #[error("invalid JSON: {0}")]
+    #[error("invalid JSON")]
     Json(#[from] serde_json::Error),
     /// The value is well formed but a field is missing or has the wrong type.
     #[error("field `{field}`: expected {expected}")]
@@ -67,7 +67,7 @@ pub enum DecodeError {
     BsonType(bson::spec::ElementType),
     /// Malformed BSON.
     #[cfg(feature = "bson")]
-    #[error("invalid BSON: {0}")]
+    #[error("invalid BSON")]
     Bson(#[from] bson::error::Error),
 }
 

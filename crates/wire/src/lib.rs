@@ -60,6 +60,7 @@ mod cluster;
 pub mod convert;
 mod error;
 mod fields;
+pub mod ids;
 pub mod json;
 pub mod mesh;
 mod model;

@@ -1,4 +1,4 @@
-//! socket.io-mesh-adapter 2.x wire formats (spec §8): discovery messages and peer frames.
+//! socket.io-mesh-adapter 2.x wire formats (protocol.md §8): discovery messages and peer frames.
 //!
 //! Discovery messages are msgpack maps. Peer frames are one kind byte (0 = Hello, 1 = Mesh)
 //! followed by msgpack: a Hello map, or one cluster-protocol message.

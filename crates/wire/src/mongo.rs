@@ -1,4 +1,4 @@
-//! BSON documents of @socket.io/mongo-adapter and mongo-emitter (spec §5.2):
+//! BSON documents of @socket.io/mongo-adapter and mongo-emitter (protocol.md §5.1):
 //! `{type: int32, data, uid, nsp[, createdAt]}`, typed as the Node driver types them.
 
 use bson::{Binary, Bson, DateTime, Document, spec::BinarySubtype};

@@ -7,14 +7,14 @@ use socketioxide_core::adapter::SocketEmitter;
 use switchboard_wire::{Body, ClusterMessage, Value};
 
 use super::{
-    ClusterAdapter, EMITTER_UID,
+    ClusterAdapter,
     requests::{AckEvent, Reply},
 };
 use crate::{Liveness, Transport, bridge, state::ServerEvent};
 
 impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
     pub(super) fn handle(self: &Arc<Self>, message: ClusterMessage) {
-        // namespace first, then our own echo, then liveness (spec §10 item 1)
+        // namespace first, then our own echo, then liveness (protocol.md §10 item 1)
         if message.nsp != self.nsp || message.uid == self.uid {
             return;
         }
@@ -22,7 +22,7 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
             m.received(message.message_type());
         }
         let from = message.uid;
-        if self.liveness() == Liveness::Heartbeat && from != EMITTER_UID {
+        if self.liveness() == Liveness::Heartbeat && from != switchboard_wire::ids::EMITTER_UID {
             self.nodes.seen(&from);
         }
         match message.body {
@@ -39,15 +39,17 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
             } => {
                 let local_opts = bridge::opts_from_wire(&opts);
                 self.ensure_sid_rooms_wire(&opts);
-                let packet =
-                    match bridge::packet_from_wire(&packet, self.local.path().clone(), self.parser)
-                    {
-                        Ok(p) => p,
-                        Err(e) => {
-                            tracing::debug!(nsp = %self.nsp, %from, "dropped a broadcast: {e}");
-                            return;
-                        }
-                    };
+                let packet = match bridge::packet_from_wire(
+                    &packet,
+                    self.local.path().clone(),
+                    self.parser,
+                ) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::debug!(nsp = %self.nsp, %from, "dropped a broadcast: {}", crate::report(&e));
+                        return;
+                    }
+                };
                 match request_id {
                     None => {
                         if let Err(e) = self.local.broadcast(packet, local_opts) {

@@ -41,18 +41,12 @@ use nodes::Nodes;
 use requests::{Collected, Reply, Requests, Waiting};
 
 use crate::{
-    Attach, ClusterState, Config, Error, Inbox, Link, Liveness, Partial, Transport, UidScope,
+    AdapterOptions, Attach, ClusterState, Error, Inbox, Link, Liveness, Partial, Transport,
+    UidScope,
     bridge::{self, ParserKind},
     ids::Aliases,
     state::{NamespaceOps, Registry},
 };
-
-/// The uid other Node adapters use for emitters, never counted as a server.
-const EMITTER_UID: &str = "emitter";
-
-fn random_hex() -> String {
-    format!("{:016x}", rand::random::<u64>())
-}
 
 /// A cluster adapter for socketioxide over transport `T`.
 ///
@@ -61,7 +55,7 @@ fn random_hex() -> String {
 pub struct ClusterAdapter<E, T: Transport> {
     local: CoreLocalAdapter<E>,
     transport: Arc<T>,
-    config: Config,
+    config: AdapterOptions,
     registry: Arc<Registry>,
     nsp: String,
     uid: String,
@@ -91,7 +85,10 @@ impl Spawnable for InitRes {
     fn spawn(self) {
         tokio::spawn(async move {
             if let Err(e) = self.0.await {
-                tracing::error!("could not initialise the cluster adapter: {e}");
+                tracing::error!(
+                    "could not initialise the cluster adapter: {}",
+                    crate::report(&e)
+                );
             }
         });
     }
@@ -110,7 +107,13 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
     }
 
     fn link(&self) -> Result<&Arc<T::Link>, Error> {
-        self.link.get().ok_or(Error::Closed)
+        self.link
+            .get()
+            .ok_or(if self.closed.load(Ordering::SeqCst) {
+                Error::Closed
+            } else {
+                Error::NotInitialised
+            })
     }
 
     fn liveness(&self) -> Liveness {
@@ -145,7 +148,9 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
                     m.sent(kind);
                 }
             }
-            Ok(Err(e)) => tracing::debug!(nsp = %self.nsp, to, "could not send a response: {e}"),
+            Ok(Err(e)) => {
+                tracing::debug!(nsp = %self.nsp, to, "could not send a response: {}", crate::report(&e))
+            }
             Err(_) => {}
         }
     }
@@ -288,7 +293,7 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
                 complete: true,
             });
         }
-        let id = random_hex();
+        let id = switchboard_wire::ids::random_uid();
         let (guard, done) = self.requests.collect(&id, waiting)?;
         self.publish(body(id.clone()))?;
         let _ = tokio::time::timeout(timeout, done).await;
@@ -411,7 +416,7 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for ClusterAdapter<E, T> {
 
     fn new(state: &Self::State, local: CoreLocalAdapter<E>) -> Self {
         let uid = match state.transport.uid_scope() {
-            UidScope::PerNamespace => random_hex(),
+            UidScope::PerNamespace => switchboard_wire::ids::random_uid(),
             UidScope::Process(uid) => uid,
         };
         let parser = local
@@ -478,7 +483,7 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for ClusterAdapter<E, T> {
             if let Some(link) = self.link.get().cloned() {
                 tokio::spawn(async move {
                     if let Err(e) = link.close().await {
-                        tracing::debug!("closing the transport link: {e}");
+                        tracing::debug!("closing the transport link: {}", crate::report(&e));
                     }
                 });
             }
@@ -571,7 +576,7 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for ClusterAdapter<E, T> {
         let waiting = match self.waiting().await {
             Ok(w) => w,
             Err(e) => {
-                tracing::warn!(nsp = %self.nsp, "broadcast with acks stays local: {e}");
+                tracing::warn!(nsp = %self.nsp, "broadcast with acks stays local: {}", crate::report(&e));
                 return Ok(AckStream::new(
                     local,
                     None,
@@ -584,7 +589,7 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for ClusterAdapter<E, T> {
         if waiting.expected() == 0 {
             return Ok(AckStream::new(local, None, waiting, deadline, self.parser));
         }
-        let id = random_hex();
+        let id = switchboard_wire::ids::random_uid();
         let remote = self.requests.acks(&id)?;
         self.publish(Body::Broadcast {
             packet,

@@ -1,5 +1,5 @@
 //! Messages of the classic redis adapter and emitter: the broadcast triple, requests 0-9 and
-//! their responses, each in the encoding Node uses (spec §2.2-2.3, §3).
+//! their responses, each in the encoding Node uses (protocol.md §3.2-3.4).
 
 use crate::{
     DecodeError, Limits, Opts, PacketObject, SocketDetails, Value,

@@ -1,5 +1,5 @@
-//! The redis protocols: classic `@socket.io/redis-adapter` / `redis-emitter` (spec §2.1-2.4, §3)
-//! and the channel rules of the sharded adapter (§2.5), whose messages are
+//! The redis protocols: classic `@socket.io/redis-adapter` / `redis-emitter` (protocol.md §3)
+//! and the channel rules of the sharded adapter (§4), whose messages are
 //! [`ClusterMessage`](crate::ClusterMessage)s encoded with
 //! [`to_json_unless_binary`](crate::ClusterMessage::to_json_unless_binary).
 

@@ -22,7 +22,9 @@ use socketioxide::{
 };
 use socketioxide_core::adapter::DefinedAdapter;
 use switchboard_adapter_mesh::{MeshAdapter, MeshOptions, MeshTransport};
-use switchboard_adapter_redis::{ClusterState, Config, RedisAdapter, RedisOptions, RedisTransport};
+use switchboard_adapter_redis::{
+    AdapterOptions, ClusterState, RedisAdapter, RedisOptions, RedisTransport,
+};
 use tokio::net::TcpListener;
 
 #[path = "../shared.rs"]
@@ -169,7 +171,7 @@ async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let imp = arg(&args, "--impl").context("--impl")?;
     let redis = || arg(&args, "--redis").context("--redis");
-    let config = Config::default();
+    let config = AdapterOptions::default();
     match imp.as_str() {
         "socketioxide" => serve(SocketIo::builder(), ready).await,
         "socketioxide-redis" => {

@@ -9,7 +9,7 @@ use switchboard_wire::Limits;
 /// Defaults are Node's: `requestsTimeout` 5000 ms, `heartbeatInterval` 5000 ms,
 /// `heartbeatTimeout` 10000 ms.
 #[derive(Clone, Debug)]
-pub struct Config {
+pub struct AdapterOptions {
     pub(crate) requests_timeout: Duration,
     pub(crate) heartbeat_interval: Duration,
     pub(crate) heartbeat_timeout: Duration,
@@ -20,9 +20,9 @@ pub struct Config {
     pub(crate) metrics: Option<crate::Metrics>,
 }
 
-impl Default for Config {
+impl Default for AdapterOptions {
     fn default() -> Self {
-        Config {
+        AdapterOptions {
             requests_timeout: Duration::from_millis(5000),
             heartbeat_interval: Duration::from_millis(5000),
             heartbeat_timeout: Duration::from_millis(10_000),
@@ -35,7 +35,7 @@ impl Default for Config {
     }
 }
 
-impl Config {
+impl AdapterOptions {
     /// Node's `requestsTimeout`: how long fetchSockets, allRooms and serverSideEmit wait for
     /// answers (default 5 s).
     pub fn requests_timeout(mut self, timeout: Duration) -> Self {
@@ -79,20 +79,5 @@ impl Config {
     pub fn metrics(mut self, metrics: crate::Metrics) -> Self {
         self.metrics = Some(metrics);
         self
-    }
-
-    /// The configured request timeout.
-    pub fn get_requests_timeout(&self) -> Duration {
-        self.requests_timeout
-    }
-
-    /// The configured heartbeat interval.
-    pub fn get_heartbeat_interval(&self) -> Duration {
-        self.heartbeat_interval
-    }
-
-    /// The configured heartbeat timeout.
-    pub fn get_heartbeat_timeout(&self) -> Duration {
-        self.heartbeat_timeout
     }
 }
