@@ -1,11 +1,20 @@
-//! msgpack encoding of [`Value`], byte-compatible with notepack.io 3 and @msgpack/msgpack.
+//! msgpack encoding of [`Value`], byte-compatible with notepack.io 3 and @msgpack/msgpack
+//! (protocol.md §1.4), on `rmp`'s primitives.
 //!
-//! Encoder: smallest integer and string headers, floats as float64 (integral numbers as integers,
-//! like JS encoders), binary as `bin`, dates as timestamp extension -1.
-//! Decoder: accepts every msgpack type (map16/array16 for small sizes, float32, legacy `d4 00 00`
-//! undefined), enforces [`Limits`] and never allocates more than the input could hold.
+//! `rmp` writes and reads each msgpack item in its smallest form; this module adds the rules of
+//! the JS encoders on top: integral numbers as integers, floats as float64, binary as `bin`,
+//! dates as timestamp extension −1, map keys as strings. The decoder accepts every msgpack type
+//! (map16/array16 for small sizes, float32, the legacy `d4 00 00` undefined), keeps the last value
+//! of a duplicated map key as JS objects do, enforces [`Limits`], and never allocates more than
+//! the input could hold (a declared length is checked against the bytes left before anything is
+//! reserved).
 
 use bytes::Bytes;
+use rmp::{
+    Marker,
+    decode::{self, ValueReadError},
+    encode,
+};
 
 use crate::{DecodeError, Limits, Timestamp, Value};
 
@@ -27,17 +36,19 @@ pub fn array_to_vec(items: &[Value]) -> Vec<u8> {
     out
 }
 
+/// `rmp`'s writers return `io::Result`; writing into a `Vec` cannot fail.
+fn written<T, E>(_: Result<T, E>) {}
+
 /// Appends the msgpack encoding of `value` to `out`.
 pub fn write_value(out: &mut Vec<u8>, value: &Value) {
     match value {
-        Value::Nil => out.push(0xc0),
-        Value::Bool(false) => out.push(0xc2),
-        Value::Bool(true) => out.push(0xc3),
-        Value::Int(i) => write_int(out, *i),
-        Value::UInt(u) => write_uint(out, *u),
+        Value::Nil => written(encode::write_nil(out)),
+        Value::Bool(b) => written(encode::write_bool(out, *b)),
+        Value::Int(i) => written(encode::write_sint(out, *i)),
+        Value::UInt(u) => written(encode::write_uint(out, *u)),
         Value::Float(f) => write_float(out, *f),
         Value::Str(s) => write_str(out, s),
-        Value::Bin(b) => write_bin(out, b),
+        Value::Bin(b) => written(encode::write_bin(out, b)),
         Value::Array(items) => {
             write_array_len(out, items.len());
             for item in items {
@@ -53,46 +64,9 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
         }
         Value::Timestamp(ts) => write_timestamp(out, *ts),
         Value::Ext(ty, data) => {
-            write_ext_header(out, data.len(), *ty);
+            written(encode::write_ext_meta(out, data.len() as u32, *ty));
             out.extend_from_slice(data);
         }
-    }
-}
-
-pub(crate) fn write_int(out: &mut Vec<u8>, i: i64) {
-    if i >= 0 {
-        write_uint(out, i as u64);
-    } else if i >= -32 {
-        out.push(i as u8);
-    } else if i >= i64::from(i8::MIN) {
-        out.push(0xd0);
-        out.push(i as u8);
-    } else if i >= i64::from(i16::MIN) {
-        out.push(0xd1);
-        out.extend_from_slice(&(i as i16).to_be_bytes());
-    } else if i >= i64::from(i32::MIN) {
-        out.push(0xd2);
-        out.extend_from_slice(&(i as i32).to_be_bytes());
-    } else {
-        out.push(0xd3);
-        out.extend_from_slice(&i.to_be_bytes());
-    }
-}
-
-pub(crate) fn write_uint(out: &mut Vec<u8>, u: u64) {
-    if u < 128 {
-        out.push(u as u8);
-    } else if u < 256 {
-        out.extend_from_slice(&[0xcc, u as u8]);
-    } else if u < 65_536 {
-        out.push(0xcd);
-        out.extend_from_slice(&(u as u16).to_be_bytes());
-    } else if u < 4_294_967_296 {
-        out.push(0xce);
-        out.extend_from_slice(&(u as u32).to_be_bytes());
-    } else {
-        out.push(0xcf);
-        out.extend_from_slice(&u.to_be_bytes());
     }
 }
 
@@ -100,102 +74,39 @@ fn write_float(out: &mut Vec<u8>, f: f64) {
     // JS encoders write integral numbers as integers (notepack: `Math.floor(x) === x`).
     if f.fract() == 0.0 && f.is_finite() {
         if (0.0..18_446_744_073_709_551_616.0).contains(&f) {
-            return write_uint(out, f as u64);
+            return written(encode::write_uint(out, f as u64));
         }
         if (-9_223_372_036_854_775_808.0..0.0).contains(&f) {
-            return write_int(out, f as i64);
+            return written(encode::write_sint(out, f as i64));
         }
     }
-    out.push(0xcb);
-    out.extend_from_slice(&f.to_be_bytes());
+    written(encode::write_f64(out, f));
 }
 
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
-    let len = s.len();
-    if len < 32 {
-        out.push(0xa0 | len as u8);
-    } else if len < 256 {
-        out.extend_from_slice(&[0xd9, len as u8]);
-    } else if len < 65_536 {
-        out.push(0xda);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(0xdb);
-        out.extend_from_slice(&(len as u32).to_be_bytes());
-    }
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn write_bin(out: &mut Vec<u8>, b: &[u8]) {
-    let len = b.len();
-    if len < 256 {
-        out.extend_from_slice(&[0xc4, len as u8]);
-    } else if len < 65_536 {
-        out.push(0xc5);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(0xc6);
-        out.extend_from_slice(&(len as u32).to_be_bytes());
-    }
-    out.extend_from_slice(b);
+    written(encode::write_str(out, s));
 }
 
 pub(crate) fn write_array_len(out: &mut Vec<u8>, len: usize) {
-    if len < 16 {
-        out.push(0x90 | len as u8);
-    } else if len < 65_536 {
-        out.push(0xdc);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(0xdd);
-        out.extend_from_slice(&(len as u32).to_be_bytes());
-    }
+    written(encode::write_array_len(out, len as u32));
 }
 
 pub(crate) fn write_map_len(out: &mut Vec<u8>, len: usize) {
-    if len < 16 {
-        out.push(0x80 | len as u8);
-    } else if len < 65_536 {
-        out.push(0xde);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(0xdf);
-        out.extend_from_slice(&(len as u32).to_be_bytes());
-    }
-}
-
-fn write_ext_header(out: &mut Vec<u8>, len: usize, ty: i8) {
-    match len {
-        1 => out.push(0xd4),
-        2 => out.push(0xd5),
-        4 => out.push(0xd6),
-        8 => out.push(0xd7),
-        16 => out.push(0xd8),
-        l if l < 256 => out.extend_from_slice(&[0xc7, l as u8]),
-        l if l < 65_536 => {
-            out.push(0xc8);
-            out.extend_from_slice(&(l as u16).to_be_bytes());
-        }
-        l => {
-            out.push(0xc9);
-            out.extend_from_slice(&(l as u32).to_be_bytes());
-        }
-    }
-    out.push(ty as u8);
+    written(encode::write_map_len(out, len as u32));
 }
 
 fn write_timestamp(out: &mut Vec<u8>, ts: Timestamp) {
     if ts.secs >= 0 && ts.secs >> 34 == 0 {
         if ts.nanos == 0 && ts.secs <= i64::from(u32::MAX) {
-            write_ext_header(out, 4, -1);
+            written(encode::write_ext_meta(out, 4, -1));
             out.extend_from_slice(&(ts.secs as u32).to_be_bytes());
         } else {
-            write_ext_header(out, 8, -1);
+            written(encode::write_ext_meta(out, 8, -1));
             let v = (u64::from(ts.nanos) << 34) | ts.secs as u64;
             out.extend_from_slice(&v.to_be_bytes());
         }
     } else {
-        write_ext_header(out, 12, -1);
+        written(encode::write_ext_meta(out, 12, -1));
         out.extend_from_slice(&ts.nanos.to_be_bytes());
         out.extend_from_slice(&ts.secs.to_be_bytes());
     }
@@ -205,158 +116,114 @@ fn write_timestamp(out: &mut Vec<u8>, ts: Timestamp) {
 pub fn from_slice(bytes: &[u8], limits: &Limits) -> Result<Value, DecodeError> {
     limits.check_size(bytes.len())?;
     let mut reader = Reader {
-        buf: bytes,
-        pos: 0,
+        rest: bytes,
         max_depth: limits.max_depth,
     };
     let value = reader.value(0)?;
-    match bytes.len() - reader.pos {
+    match reader.rest.len() {
         0 => Ok(value),
         n => Err(DecodeError::TrailingBytes(n)),
     }
 }
 
+/// Every `rmp` read error on a slice is running out of input (the marker was checked first).
+impl From<ValueReadError<std::io::Error>> for DecodeError {
+    fn from(_: ValueReadError<std::io::Error>) -> Self {
+        DecodeError::Truncated
+    }
+}
+
+impl From<decode::NumValueReadError<std::io::Error>> for DecodeError {
+    fn from(_: decode::NumValueReadError<std::io::Error>) -> Self {
+        DecodeError::Truncated
+    }
+}
+
+/// Maps up to this size look for duplicate keys by scanning; larger ones through an index.
+const SCAN_KEYS: usize = 16;
+
 struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+    rest: &'a [u8],
     max_depth: usize,
 }
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self.pos.checked_add(n).ok_or(DecodeError::Truncated)?;
-        let s = self.buf.get(self.pos..end).ok_or(DecodeError::Truncated)?;
-        self.pos = end;
-        Ok(s)
-    }
-
-    fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn be<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
-        Ok(a)
-    }
-
-    fn len8(&mut self) -> Result<usize, DecodeError> {
-        Ok(usize::from(self.u8()?))
-    }
-    fn len16(&mut self) -> Result<usize, DecodeError> {
-        Ok(usize::from(u16::from_be_bytes(self.be()?)))
-    }
-    fn len32(&mut self) -> Result<usize, DecodeError> {
-        Ok(u32::from_be_bytes(self.be()?) as usize)
+        if n > self.rest.len() {
+            return Err(DecodeError::Truncated);
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
     }
 
     /// Every item takes at least one byte: a length above what is left is a lie.
     fn check_items(&self, n: usize) -> Result<(), DecodeError> {
-        if n > self.buf.len() - self.pos {
+        if n > self.rest.len() {
             Err(DecodeError::Truncated)
         } else {
             Ok(())
         }
     }
 
-    fn str(&mut self, len: usize) -> Result<String, DecodeError> {
-        let b = self.take(len)?;
-        std::str::from_utf8(b)
-            .map(str::to_owned)
-            .map_err(|_| DecodeError::InvalidUtf8)
-    }
-
     fn value(&mut self, depth: usize) -> Result<Value, DecodeError> {
-        let m = self.u8()?;
-        Ok(match m {
-            0x00..=0x7f => Value::Int(i64::from(m)),
-            0x80..=0x8f => self.map(usize::from(m & 0x0f), depth)?,
-            0x90..=0x9f => self.array(usize::from(m & 0x0f), depth)?,
-            0xa0..=0xbf => Value::Str(self.str(usize::from(m & 0x1f))?),
-            0xc0 => Value::Nil,
-            0xc1 => return Err(DecodeError::InvalidMarker(m)),
-            0xc2 => Value::Bool(false),
-            0xc3 => Value::Bool(true),
-            0xc4 => {
-                let n = self.len8()?;
-                self.bin(n)?
+        let first = *self.rest.first().ok_or(DecodeError::Truncated)?;
+        let rd = &mut self.rest;
+        Ok(match Marker::from_u8(first) {
+            Marker::Null => {
+                decode::read_nil(rd)?;
+                Value::Nil
             }
-            0xc5 => {
-                let n = self.len16()?;
-                self.bin(n)?
-            }
-            0xc6 => {
-                let n = self.len32()?;
-                self.bin(n)?
-            }
-            0xc7 => {
-                let n = self.len8()?;
-                self.ext(n)?
-            }
-            0xc8 => {
-                let n = self.len16()?;
-                self.ext(n)?
-            }
-            0xc9 => {
-                let n = self.len32()?;
-                self.ext(n)?
-            }
-            0xca => Value::Float(f64::from(f32::from_be_bytes(self.be()?))),
-            0xcb => Value::Float(f64::from_be_bytes(self.be()?)),
-            0xcc => Value::Int(i64::from(self.u8()?)),
-            0xcd => Value::Int(i64::from(u16::from_be_bytes(self.be()?))),
-            0xce => Value::Int(i64::from(u32::from_be_bytes(self.be()?))),
-            0xcf => {
-                let u = u64::from_be_bytes(self.be()?);
+            Marker::True | Marker::False => Value::Bool(decode::read_bool(rd)?),
+            Marker::U64 => {
+                let u = decode::read_u64(rd)?;
                 i64::try_from(u).map_or(Value::UInt(u), Value::Int)
             }
-            0xd0 => Value::Int(i64::from(i8::from_be_bytes(self.be()?))),
-            0xd1 => Value::Int(i64::from(i16::from_be_bytes(self.be()?))),
-            0xd2 => Value::Int(i64::from(i32::from_be_bytes(self.be()?))),
-            0xd3 => Value::Int(i64::from_be_bytes(self.be()?)),
-            0xd4 => self.ext(1)?,
-            0xd5 => self.ext(2)?,
-            0xd6 => self.ext(4)?,
-            0xd7 => self.ext(8)?,
-            0xd8 => self.ext(16)?,
-            0xd9 => {
-                let n = self.len8()?;
-                Value::Str(self.str(n)?)
+            Marker::FixPos(_)
+            | Marker::FixNeg(_)
+            | Marker::U8
+            | Marker::U16
+            | Marker::U32
+            | Marker::I8
+            | Marker::I16
+            | Marker::I32
+            | Marker::I64 => Value::Int(decode::read_int(rd)?),
+            Marker::F32 => Value::Float(f64::from(decode::read_f32(rd)?)),
+            Marker::F64 => Value::Float(decode::read_f64(rd)?),
+            Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 => {
+                let len = decode::read_str_len(rd)? as usize;
+                let text =
+                    std::str::from_utf8(self.take(len)?).map_err(|_| DecodeError::InvalidUtf8)?;
+                Value::Str(text.to_owned())
             }
-            0xda => {
-                let n = self.len16()?;
-                Value::Str(self.str(n)?)
+            Marker::Bin8 | Marker::Bin16 | Marker::Bin32 => {
+                let len = decode::read_bin_len(rd)? as usize;
+                Value::Bin(Bytes::copy_from_slice(self.take(len)?))
             }
-            0xdb => {
-                let n = self.len32()?;
-                Value::Str(self.str(n)?)
+            Marker::FixArray(_) | Marker::Array16 | Marker::Array32 => {
+                let len = decode::read_array_len(rd)? as usize;
+                self.array(len, depth)?
             }
-            0xdc => {
-                let n = self.len16()?;
-                self.array(n, depth)?
+            Marker::FixMap(_) | Marker::Map16 | Marker::Map32 => {
+                let len = decode::read_map_len(rd)? as usize;
+                self.map(len, depth)?
             }
-            0xdd => {
-                let n = self.len32()?;
-                self.array(n, depth)?
+            Marker::FixExt1
+            | Marker::FixExt2
+            | Marker::FixExt4
+            | Marker::FixExt8
+            | Marker::FixExt16
+            | Marker::Ext8
+            | Marker::Ext16
+            | Marker::Ext32 => {
+                let meta = decode::read_ext_meta(rd)?;
+                self.ext(meta.typeid, meta.size as usize)?
             }
-            0xde => {
-                let n = self.len16()?;
-                self.map(n, depth)?
-            }
-            0xdf => {
-                let n = self.len32()?;
-                self.map(n, depth)?
-            }
-            0xe0..=0xff => Value::Int(i64::from(m as i8)),
+            Marker::Reserved => return Err(DecodeError::InvalidMarker(first)),
         })
     }
 
-    fn bin(&mut self, len: usize) -> Result<Value, DecodeError> {
-        Ok(Value::Bin(Bytes::copy_from_slice(self.take(len)?)))
-    }
-
-    fn ext(&mut self, len: usize) -> Result<Value, DecodeError> {
-        let ty = self.u8()? as i8;
+    fn ext(&mut self, ty: i8, len: usize) -> Result<Value, DecodeError> {
         let data = self.take(len)?;
         Ok(match (ty, len) {
             (-1, 4) => Value::Timestamp(Timestamp {
@@ -411,7 +278,8 @@ impl<'a> Reader<'a> {
     fn map(&mut self, len: usize, depth: usize) -> Result<Value, DecodeError> {
         let depth = self.enter(depth)?;
         self.check_items(len.saturating_mul(2))?;
-        let mut entries = Vec::with_capacity(len);
+        let mut entries: Vec<(String, Value)> = Vec::with_capacity(len);
+        let mut index = std::collections::HashMap::new();
         for _ in 0..len {
             let key = match self.value(depth)? {
                 Value::Str(s) => s,
@@ -421,7 +289,21 @@ impl<'a> Reader<'a> {
                 other => return Err(DecodeError::InvalidKey(other.kind())),
             };
             let value = self.value(depth)?;
-            entries.push((key, value));
+            // a key seen before keeps its place and takes the new value, as in a JS object
+            let seen = if len <= SCAN_KEYS {
+                entries.iter().position(|(k, _)| *k == key)
+            } else {
+                index.get(&key).copied()
+            };
+            match seen {
+                Some(i) => entries[i].1 = value,
+                None => {
+                    if len > SCAN_KEYS {
+                        index.insert(key.clone(), entries.len());
+                    }
+                    entries.push((key, value));
+                }
+            }
         }
         Ok(Value::Map(entries))
     }
@@ -522,5 +404,27 @@ mod tests {
             from_slice(&[0x81, 0x90, 0x01], &limits),
             Err(DecodeError::InvalidKey("array"))
         ));
+    }
+
+    #[test]
+    fn a_duplicated_key_keeps_its_place_and_the_last_value() {
+        // {a: 1, b: 2, a: 3}, as @msgpack/msgpack and notepack decode it: {a: 3, b: 2}
+        let v = from_slice(
+            &[0x83, 0xa1, b'a', 1, 0xa1, b'b', 2, 0xa1, b'a', 3],
+            &Limits::DEFAULT,
+        );
+        assert_eq!(v.ok(), Some(map![("a", 3i64), ("b", 2i64)]));
+        // the same through the index of a large map
+        let mut bytes = vec![0xde, 0, 40];
+        for i in 0..39u8 {
+            bytes.extend_from_slice(&[0xa2, b'k', b'a' + i % 26, i]);
+        }
+        bytes.extend_from_slice(&[0xa2, b'k', b'a', 0x7f]);
+        let Ok(Value::Map(entries)) = from_slice(&bytes, &Limits::DEFAULT) else {
+            panic!("decodes")
+        };
+        // 26 distinct keys; "ka" last took 127
+        assert_eq!(entries.len(), 26);
+        assert_eq!(entries[0], ("ka".to_owned(), Value::Int(127)));
     }
 }
