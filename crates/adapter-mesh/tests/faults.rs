@@ -197,12 +197,12 @@ async fn a_discovery_restart_stops_nothing() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(cb.receives("during", WAIT).await);
     // discovery comes back on the same port: rosters recover, a newcomer meets everyone
-    let listener = loop {
-        if let Ok(l) = TcpListener::bind(addr).await {
-            break l;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let listener = eventually(WAIT, async || {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("discovery cannot have its port {addr} back: {e}"))
+    })
+    .await;
     let _stop = discovery_on(listener).await;
     let c = server(local().discovery(&url)).await;
     converge(&[&a, &b, &c], 3).await;
@@ -214,33 +214,14 @@ async fn a_discovery_restart_stops_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_peers_and_several_discovery_services() {
-    // static: no discovery at all; each server names the others by uid and address
-    let ports: Vec<u16> = (0..2)
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .unwrap_or(0)
-        })
-        .collect();
+    // static: no discovery at all. Only the smaller uid dials, so the larger one starts first on
+    // a port of its own (port 0: no race for a port) and the smaller one names it.
     let uids = ["00000000000000a1", "00000000000000b2"];
-    let peer = |i: usize| PeerInfo {
-        server_id: uids[i].into(),
-        address: format!("ws://127.0.0.1:{}", ports[i]),
-    };
-    let s0 = server(
-        local()
-            .ws_port(ports[0])
-            .uid(uids[0])
-            .static_peers(vec![peer(1)]),
-    )
-    .await;
-    let s1 = server(
-        local()
-            .ws_port(ports[1])
-            .uid(uids[1])
-            .static_peers(vec![peer(0)]),
-    )
+    let s1 = server(local().uid(uids[1])).await;
+    let s0 = server(local().uid(uids[0]).static_peers(vec![PeerInfo {
+        server_id: uids[1].into(),
+        address: format!("ws://{}", s1.transport.local_addr()),
+    }]))
     .await;
     converge(&[&s0, &s1], 2).await;
     let mut c1 = TestClient::connect(s1.addr, "/", json!({}), None)

@@ -318,24 +318,24 @@ impl<'de> Visitor<'de> for Seed<'_, '_> {
             let value = map.next_value_seed(inner)?;
             entries.push((key, value));
         }
-        if let Some(attachments) = self.ctx.attachments {
-            let value = Value::Map(entries);
-            if value.get("_placeholder") == Some(&Value::Bool(true)) {
-                let num = value.get("num").and_then(Value::as_i64).unwrap_or(-1);
-                return usize::try_from(num)
-                    .ok()
-                    .and_then(|n| attachments.get(n))
-                    .map(|b| Value::Bin(b.clone()))
-                    .ok_or_else(|| {
-                        self.ctx.fail(DecodeError::Placeholder {
-                            num,
-                            count: attachments.len(),
-                        })
-                    });
-            }
-            return Ok(value);
+        // a key given twice keeps its first place and its last value, as `JSON.parse` does
+        let value = Value::object(entries);
+        if let Some(attachments) = self.ctx.attachments
+            && value.get("_placeholder") == Some(&Value::Bool(true))
+        {
+            let num = value.get("num").and_then(Value::as_i64).unwrap_or(-1);
+            return usize::try_from(num)
+                .ok()
+                .and_then(|n| attachments.get(n))
+                .map(|b| Value::Bin(b.clone()))
+                .ok_or_else(|| {
+                    self.ctx.fail(DecodeError::Placeholder {
+                        num,
+                        count: attachments.len(),
+                    })
+                });
         }
-        Ok(Value::Map(entries))
+        Ok(value)
     }
 }
 
@@ -343,6 +343,13 @@ impl<'de> Visitor<'de> for Seed<'_, '_> {
 mod tests {
     use super::*;
     use crate::map;
+
+    #[test]
+    fn a_duplicated_key_keeps_its_place_and_the_last_value() {
+        // JSON.parse('{"a":1,"b":2,"a":3}') is {a: 3, b: 2}
+        let v = from_slice(br#"{"a":1,"b":2,"a":3}"#, &Limits::DEFAULT);
+        assert_eq!(v.ok(), Some(map![("a", 3i64), ("b", 2i64)]));
+    }
 
     fn text(v: &Value) -> String {
         String::from_utf8_lossy(&to_vec(v)).into_owned()

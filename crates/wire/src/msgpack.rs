@@ -139,9 +139,6 @@ impl From<decode::NumValueReadError<std::io::Error>> for DecodeError {
     }
 }
 
-/// Maps up to this size look for duplicate keys by scanning; larger ones through an index.
-const SCAN_KEYS: usize = 16;
-
 struct Reader<'a> {
     rest: &'a [u8],
     max_depth: usize,
@@ -278,8 +275,7 @@ impl<'a> Reader<'a> {
     fn map(&mut self, len: usize, depth: usize) -> Result<Value, DecodeError> {
         let depth = self.enter(depth)?;
         self.check_items(len.saturating_mul(2))?;
-        let mut entries: Vec<(String, Value)> = Vec::with_capacity(len);
-        let mut index = std::collections::HashMap::new();
+        let mut entries = Vec::with_capacity(len);
         for _ in 0..len {
             let key = match self.value(depth)? {
                 Value::Str(s) => s,
@@ -288,24 +284,9 @@ impl<'a> Reader<'a> {
                 Value::UInt(u) => u.to_string(),
                 other => return Err(DecodeError::InvalidKey(other.kind())),
             };
-            let value = self.value(depth)?;
-            // a key seen before keeps its place and takes the new value, as in a JS object
-            let seen = if len <= SCAN_KEYS {
-                entries.iter().position(|(k, _)| *k == key)
-            } else {
-                index.get(&key).copied()
-            };
-            match seen {
-                Some(i) => entries[i].1 = value,
-                None => {
-                    if len > SCAN_KEYS {
-                        index.insert(key.clone(), entries.len());
-                    }
-                    entries.push((key, value));
-                }
-            }
+            entries.push((key, self.value(depth)?));
         }
-        Ok(Value::Map(entries))
+        Ok(Value::object(entries))
     }
 }
 

@@ -65,6 +65,35 @@ impl Value {
         Value::Map(Vec::new())
     }
 
+    /// A map built as a JS object is from these entries: a key given twice keeps its first place
+    /// and takes the last value (what `JSON.parse`, notepack and @msgpack/msgpack do).
+    pub fn object(entries: Vec<(String, Value)>) -> Self {
+        /// Up to this size duplicates are found by scanning; larger maps use an index.
+        const SCAN: usize = 16;
+        let mut out: Vec<(String, Value)> = Vec::with_capacity(entries.len());
+        let mut index = std::collections::HashMap::new();
+        for (key, value) in entries {
+            let seen = if out.len() < SCAN {
+                out.iter().position(|(k, _)| *k == key)
+            } else {
+                if index.is_empty() {
+                    index.extend(out.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)));
+                }
+                index.get(&key).copied()
+            };
+            match seen {
+                Some(i) => out[i].1 = value,
+                None => {
+                    if !index.is_empty() {
+                        index.insert(key.clone(), out.len());
+                    }
+                    out.push((key, value));
+                }
+            }
+        }
+        Value::Map(out)
+    }
+
     /// The string, if this is one.
     pub fn as_str(&self) -> Option<&str> {
         match self {

@@ -46,7 +46,7 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec(("[a-zA-Z_]{0,8}", inner), 0..6).prop_map(object),
+            prop::collection::vec(("[a-zA-Z_]{0,8}", inner), 0..6).prop_map(Value::object),
         ]
     })
 }
@@ -69,7 +69,7 @@ fn any_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 64, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..20).prop_map(Value::Array),
-            prop::collection::vec((".{0,8}", inner), 0..20).prop_map(object),
+            prop::collection::vec((".{0,8}", inner), 0..20).prop_map(Value::object),
         ]
     })
 }
@@ -282,15 +282,4 @@ proptest! {
         let _ = mesh::decode_frame(&bytes, &LIMITS);
         let _ = mesh::DiscoveryMessage::from_msgpack(&bytes, &LIMITS);
     }
-}
-
-/// A map as a JS object has it: each key once (the first occurrence kept).
-fn object(entries: Vec<(String, Value)>) -> Value {
-    let mut seen = std::collections::HashSet::new();
-    Value::Map(
-        entries
-            .into_iter()
-            .filter(|(k, _)| seen.insert(k.clone()))
-            .collect(),
-    )
 }

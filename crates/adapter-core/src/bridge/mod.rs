@@ -1,4 +1,4 @@
-//! The packet bridge between socketioxide and the wire (docs/protocol.md, "socketioxide values").
+//! The packet bridge between socketioxide and the wire (protocol.md §9.3).
 //!
 //! It lives in the engine, not in `switchboard-wire`, so that a socketioxide upgrade never forces
 //! a `wire` release.

@@ -94,7 +94,7 @@ fn socketioxide_parsers_read_what_the_bridge_produces() {
 
 #[test]
 fn remote_packets_reach_clients_as_node_would_send_them() {
-    // {type:2, data:["up", <bin 010203>, {x: <bin 04>}], id:5} on /admin, docs/protocol.md, "Packet objects"
+    // {type:2, data:["up", <bin 010203>, {x: <bin 04>}], id:5} on /admin, protocol.md §9.1
     let obj = PacketObject {
         kind: 2,
         data: vec![
@@ -228,7 +228,7 @@ fn any_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::vec(("[a-z]{0,6}", inner), 0..4).prop_map(object),
+            prop::collection::vec(("[a-z]{0,6}", inner), 0..4).prop_map(Value::object),
         ]
     })
 }
@@ -248,15 +248,4 @@ proptest! {
         prop_assert_eq!(ParserKind::of(&sio), ParserKind::MsgPack);
         prop_assert_eq!(bridge::args_from_socketioxide(&sio, &LIMITS).ok(), Some(args));
     }
-}
-
-/// A map as a JS object has it: each key once (the first occurrence kept).
-fn object(entries: Vec<(String, Value)>) -> Value {
-    let mut seen = std::collections::HashSet::new();
-    Value::Map(
-        entries
-            .into_iter()
-            .filter(|(k, _)| seen.insert(k.clone()))
-            .collect(),
-    )
 }
