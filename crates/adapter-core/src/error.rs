@@ -9,9 +9,9 @@ use crate::TransportError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The transport could not send the request (the cause is the [`TransportError`]).
-    #[error("the transport could not send the request")]
-    Transport(#[from] TransportError),
+    /// The transport could not send the request.
+    #[error("the transport could not send the request: {}", report(.0))]
+    Transport(TransportError),
     /// Not every node answered in time.
     #[error("request timed out: {answered} of {expected} nodes answered")]
     Timeout {
@@ -36,12 +36,32 @@ pub enum Error {
     /// never created, or was closed).
     #[error("no namespace {0} on this server")]
     UnknownNamespace(String),
-    /// A packet could not be converted to or from the wire (the cause is the decode error).
-    #[error("a packet could not be converted to or from the wire")]
-    Wire(#[from] switchboard_wire::DecodeError),
+    /// A packet could not be converted to or from the wire.
+    #[error("a packet could not be converted to or from the wire: {}", report(.0))]
+    Wire(switchboard_wire::DecodeError),
     /// Arguments could not be converted to or from wire values.
-    #[error("arguments could not be converted to or from wire values")]
-    Convert(#[from] switchboard_wire::convert::ConvertError),
+    #[error("arguments could not be converted to or from wire values: {0}")]
+    Convert(switchboard_wire::convert::ConvertError),
+}
+
+// The engine's errors reach users inside socketioxide's errors, which print only the message: so
+// each variant's message carries its whole cause, and `source()` stays empty (never both).
+impl From<TransportError> for Error {
+    fn from(e: TransportError) -> Self {
+        Error::Transport(e)
+    }
+}
+
+impl From<switchboard_wire::DecodeError> for Error {
+    fn from(e: switchboard_wire::DecodeError) -> Self {
+        Error::Wire(e)
+    }
+}
+
+impl From<switchboard_wire::convert::ConvertError> for Error {
+    fn from(e: switchboard_wire::convert::ConvertError) -> Self {
+        Error::Convert(e)
+    }
 }
 
 /// `error` and its causes, as one line: `outer: cause: root cause`. Error types of this
@@ -99,6 +119,9 @@ mod tests {
             "{text}"
         );
         assert_eq!(text.matches("invalid JSON").count(), 1, "{text}");
+        // the whole story is in the message: socketioxide shows users only that
+        assert_eq!(error.to_string(), text);
+        assert!(std::error::Error::source(&error).is_none());
 
         let transport = Error::from(TransportError::new(
             TransportErrorKind::Disconnected,
