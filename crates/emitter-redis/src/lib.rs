@@ -5,11 +5,11 @@
 //! # Example
 //!
 //! ```no_run
-//! use fred::prelude::{Builder, ClientLike, AdapterOptions};
+//! use fred::prelude::{Builder, ClientLike, Config};
 //! use switchboard_emitter_redis::Emitter;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let client = Builder::from_config(AdapterOptions::from_url("redis://127.0.0.1:6379")?).build()?;
+//! let client = Builder::from_config(Config::from_url("redis://127.0.0.1:6379")?).build()?;
 //! client.init().await?;
 //! let emitter = Emitter::new(client);
 //! emitter.to("room1").emit("news", &("hello", 1)).await?;
