@@ -8,6 +8,13 @@
 //! of a duplicated map key as JS objects do, enforces [`Limits`], and never allocates more than
 //! the input could hold (a declared length is checked against the bytes left before anything is
 //! reserved).
+//!
+//! Cost, measured against the hand-written codec it replaced (callgrind, 10,000 encodes and
+//! decodes of a 64-byte cluster BROADCAST): decode 15.1k instructions per message instead of
+//! 13.7k, encode 12.7k instead of 11.5k (+10 %, mostly `rmp`'s writers going through `io::Write`
+//! per item); both are dominated by allocation, and a message costs a server about 12 µs of CPU
+//! end to end (docs/benchmarks.md), so the codec's share moves by about 1 %. Kept: one msgpack
+//! implementation (`rmp`, also under `rmp-serde`) instead of a second one of our own.
 
 use bytes::Bytes;
 use rmp::{

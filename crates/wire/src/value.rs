@@ -68,25 +68,25 @@ impl Value {
     /// A map built as a JS object is from these entries: a key given twice keeps its first place
     /// and takes the last value (what `JSON.parse`, notepack and @msgpack/msgpack do).
     pub fn object(entries: Vec<(String, Value)>) -> Self {
-        /// Up to this size duplicates are found by scanning; larger maps use an index.
+        /// Up to this size duplicates are looked for by scanning; larger maps through a set.
         const SCAN: usize = 16;
+        let duplicated = if entries.len() <= SCAN {
+            (1..entries.len()).any(|i| entries[..i].iter().any(|(k, _)| *k == entries[i].0))
+        } else {
+            let mut seen = std::collections::HashSet::with_capacity(entries.len());
+            !entries.iter().all(|(k, _)| seen.insert(k.as_str()))
+        };
+        if !duplicated {
+            // what every encoder writes: taken as it is, no copy
+            return Value::Map(entries);
+        }
         let mut out: Vec<(String, Value)> = Vec::with_capacity(entries.len());
-        let mut index = std::collections::HashMap::new();
+        let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for (key, value) in entries {
-            let seen = if out.len() < SCAN {
-                out.iter().position(|(k, _)| *k == key)
-            } else {
-                if index.is_empty() {
-                    index.extend(out.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)));
-                }
-                index.get(&key).copied()
-            };
-            match seen {
-                Some(i) => out[i].1 = value,
+            match index.get(&key) {
+                Some(&i) => out[i].1 = value,
                 None => {
-                    if !index.is_empty() {
-                        index.insert(key.clone(), out.len());
-                    }
+                    index.insert(key.clone(), out.len());
                     out.push((key, value));
                 }
             }
