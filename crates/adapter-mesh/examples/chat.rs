@@ -14,6 +14,7 @@ use socketioxide::{
     SocketIo,
     adapter::Emitter,
     extract::{Data, SocketRef},
+    handler::ConnectHandler,
 };
 use switchboard_adapter_mesh::{
     AdapterOptions, ClusterState, MeshAdapter, MeshOptions, MeshTransport, ServerSide,
@@ -43,6 +44,9 @@ impl Ports {
     };
 }
 
+/// The connect handler: nothing left to do once the middleware registered the handlers.
+async fn connected(_socket: SocketRef<Adapter>) {}
+
 async fn node(
     name: String,
     http: u16,
@@ -64,21 +68,29 @@ async fn node(
     let (layer, io) = SocketIo::builder()
         .with_adapter::<Adapter>(state)
         .build_layer();
+    // Event handlers are registered in a connect *middleware*, which socketioxide runs before it
+    // sends CONNECT to the client. An async connect handler runs after CONNECT has gone out (0.18
+    // spawns it), so a client that emits as soon as it is connected could be faster than the
+    // handler's `socket.on(..)`, and its first message would be dropped.
     let node_name = name.clone();
-    io.ns("/", async move |socket: SocketRef<Adapter>| {
+    let register = move |socket: SocketRef<Adapter>| {
         let node_name = node_name.clone();
-        socket.on(
-            "chat",
-            async move |s: SocketRef<Adapter>, Data(mut msg): Data<Json>| {
-                msg["node"] = json!(node_name);
-                // to every client of every server
-                let _ = s.broadcast().emit("chat", &msg).await;
-                let _ = s.emit("chat", &msg);
-            },
-        );
-    })
-    .await
-    .map_err(std::io::Error::other)?;
+        async move {
+            socket.on(
+                "chat",
+                async move |s: SocketRef<Adapter>, Data(mut msg): Data<Json>| {
+                    msg["node"] = json!(node_name);
+                    // to every client of every server
+                    let _ = s.broadcast().emit("chat", &msg).await;
+                    let _ = s.emit("chat", &msg);
+                },
+            );
+            Ok::<(), std::convert::Infallible>(())
+        }
+    };
+    io.ns("/", connected.with(register))
+        .await
+        .map_err(std::io::Error::other)?;
     let page = PAGE.replace("NODE_NAME", &name);
     let app = Router::new()
         .route("/", get(move || async move { Html(page) }))
@@ -158,7 +170,23 @@ pub(crate) async fn run(ports: Ports, once: bool) -> std::io::Result<Vec<Vec<Str
         }
         received.push(got);
     }
-    println!("\nevery client received the three messages, whichever server it is connected to");
+    let missing: Vec<String> = clients
+        .iter()
+        .zip(&received)
+        .flat_map(|((name, _), got)| {
+            (1..=clients.len())
+                .filter(|n| !got.iter().any(|l| l.starts_with(&format!("client-{n} "))))
+                .map(move |n| format!("the client of {name} never received client-{n}'s message"))
+        })
+        .collect();
+    if missing.is_empty() {
+        println!("\nevery client received the three messages, whichever server it is connected to");
+    } else {
+        println!("\nMISSING:");
+        for m in &missing {
+            println!("  {m}");
+        }
+    }
     if !once {
         println!("open the chat pages above in several browser tabs; Ctrl-C to stop");
         let _ = tokio::signal::ctrl_c().await;
@@ -173,6 +201,7 @@ async fn main() -> std::io::Result<()> {
     let free = std::env::args().any(|a| a == "--free-ports");
     let received = run(if free { Ports::FREE } else { Ports::FIXED }, once).await?;
     if received.iter().any(|r| r.len() != 3) {
+        // what is missing was printed above
         return Err(std::io::Error::other(
             "some messages did not cross the mesh",
         ));
