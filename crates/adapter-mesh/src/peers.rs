@@ -17,7 +17,7 @@ use switchboard_wire::{
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    sync::mpsc,
+    sync::{Notify, mpsc, oneshot},
 };
 use tokio_tungstenite::{
     WebSocketStream,
@@ -40,6 +40,8 @@ pub(crate) struct Peer {
     pub(crate) address: String,
     tx: mpsc::UnboundedSender<Out>,
     buffered: Arc<AtomicUsize>,
+    /// Tells the connection's reader to stop: a dropped peer is not read from any more.
+    stop: Arc<Notify>,
 }
 
 static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
@@ -55,15 +57,30 @@ impl Peer {
         self.tx.send(Out::Frame(frame.clone())).is_ok()
     }
 
+    /// Sends a Close and stops reading from the peer at once (it may never answer).
     pub(crate) fn close(&self, code: u16, reason: &'static str) {
         let _ = self.tx.send(Out::Close(code, reason));
+        self.stop.notify_one();
     }
 }
 
 pub(crate) type Peers = HashMap<String, Peer>;
 
-/// Runs an established connection with peer `uid` until it closes.
-pub(crate) async fn run<S>(inner: Arc<Inner>, uid: String, address: String, ws: WebSocketStream<S>)
+/// The Close frame a peer ended a connection with.
+pub(crate) type Closed = Option<(u16, String)>;
+
+/// Runs an established connection with peer `uid` until it closes; returns the peer's Close.
+///
+/// `replace`: an existing connection with the same peer is stale and gives way (an accepted
+/// connection from the peer that dials us: it dials only when it has no connection, so ours is
+/// a leftover, e.g. half-open after a network cut). Otherwise the new connection is the duplicate.
+pub(crate) async fn run<S>(
+    inner: Arc<Inner>,
+    uid: String,
+    address: String,
+    ws: WebSocketStream<S>,
+    replace: bool,
+) -> Closed
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -71,9 +88,17 @@ where
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let buffered = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(Notify::new());
     let duplicate = {
         let mut peers = inner.peers.lock().unwrap_or_else(|e| e.into_inner());
-        let duplicate = peers.contains_key(&uid);
+        let mut duplicate = peers.contains_key(&uid);
+        if duplicate && replace {
+            if let Some(stale) = peers.remove(&uid) {
+                tracing::debug!(peer = %uid, "a new connection replaces a stale one");
+                stale.close(1000, "replaced");
+            }
+            duplicate = false;
+        }
         if !duplicate {
             peers.insert(
                 uid.clone(),
@@ -82,6 +107,7 @@ where
                     address,
                     tx,
                     buffered: buffered.clone(),
+                    stop: stop.clone(),
                 },
             );
         }
@@ -95,12 +121,15 @@ where
                 reason: "duplicate".into(),
             })))
             .await;
-        return;
+        return None;
     }
     tracing::debug!(uid = %inner.uid, peer = %uid, "peer up");
     inner.observe();
     let writer_budget = buffered.clone();
-    let writer = tokio::spawn(async move {
+    // dropped when the writer ends, whichever way
+    let (written, all_written) = oneshot::channel::<()>();
+    let writer = inner.spawn_writer(async move {
+        let _written = written;
         while let Some(out) = rx.recv().await {
             match out {
                 Out::Frame(b) => {
@@ -126,12 +155,24 @@ where
         max_size: inner.options.max_frame_size,
         ..Limits::DEFAULT
     };
-    while let Some(Ok(message)) = stream.next().await {
-        let Message::Binary(bytes) = message else {
-            if matches!(message, Message::Close(_)) {
+    let mut closed = None;
+    let mut dropped = false;
+    loop {
+        let message = tokio::select! {
+            message = stream.next() => message,
+            () = stop.notified() => {
+                dropped = true;
                 break;
             }
-            continue;
+        };
+        let Some(Ok(message)) = message else { break };
+        let bytes = match message {
+            Message::Binary(bytes) => bytes,
+            Message::Close(frame) => {
+                closed = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                break;
+            }
+            _ => continue,
         };
         inner.frame(false, bytes.len());
         match mesh::decode_frame(&bytes, &limits) {
@@ -142,14 +183,21 @@ where
             }
         }
     }
-    writer.abort();
+    if dropped {
+        // our Close is queued: let the writer send it, but not wait on a peer that stalls
+        let _ = tokio::time::timeout(crate::transport::CLOSE_GRACE, all_written).await;
+    }
+    if let Some(writer) = writer {
+        writer.abort();
+    }
     let mut peers = inner.peers.lock().unwrap_or_else(|e| e.into_inner());
     if peers.get(&uid).is_some_and(|p| p.conn == conn) {
         peers.remove(&uid);
     }
     drop(peers);
-    tracing::debug!(uid = %inner.uid, peer = %uid, "peer down");
+    tracing::debug!(uid = %inner.uid, peer = %uid, ?closed, "peer down");
     inner.peer_gone(&uid);
+    closed
 }
 
 /// Validates an accepted connection's Hello (protocol.md §8.4) and runs it.
@@ -186,17 +234,22 @@ where
                     .is_some_and(|t| switchboard_wire::ids::same_secret(t, expected)),
                 None => true,
             };
-            let known = inner
-                .peers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains_key(&uid);
+            // a peer we hold a connection with may dial again only if dialling is its job
+            let known = uid > inner.uid
+                && inner
+                    .peers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains_key(&uid);
             (token_ok && uid != inner.uid && !known).then_some((uid, address))
         }
         _ => None,
     };
     match valid {
-        Some((uid, address)) => run(inner, uid, address, ws).await,
+        Some((uid, address)) => {
+            let replace = uid < inner.uid;
+            run(inner, uid, address, ws, replace).await;
+        }
         None => {
             tracing::warn!("a peer's Hello was refused");
             let _ = ws.send(close("hello-invalid")).await;
@@ -204,8 +257,13 @@ where
     }
 }
 
-/// Dials peer `uid` at `address` and sends our Hello.
-pub(crate) async fn dial(inner: Arc<Inner>, uid: String, address: String) -> Result<(), String> {
+/// Dials peer `uid` at `address`, sends our Hello and runs the connection; `Ok(Some(why))` when
+/// the peer refused the Hello (close 1002).
+pub(crate) async fn dial(
+    inner: Arc<Inner>,
+    uid: String,
+    address: String,
+) -> Result<Option<String>, String> {
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .max_frame_size(Some(inner.options.max_frame_size))
         .max_message_size(Some(inner.options.max_frame_size));
@@ -220,6 +278,8 @@ pub(crate) async fn dial(inner: Arc<Inner>, uid: String, address: String) -> Res
     ws.send(Message::Binary(hello.to_frame().into()))
         .await
         .map_err(|e| e.to_string())?;
-    run(inner, uid, address, ws).await;
-    Ok(())
+    Ok(match run(inner, uid, address, ws, false).await {
+        Some((1002, reason)) => Some(format!("close 1002 {reason}")),
+        _ => None,
+    })
 }

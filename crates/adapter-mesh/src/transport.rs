@@ -2,7 +2,7 @@
 //! one connection per pair of servers, dialled by the smaller uid.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     net::SocketAddr,
     sync::{
         Arc, Mutex, RwLock, Weak,
@@ -20,7 +20,11 @@ use switchboard_wire::{
     ClusterMessage, Limits,
     mesh::{self, DiscoveryMessage, PeerInfo},
 };
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::{
+    net::TcpListener,
+    sync::Notify,
+    task::{AbortHandle, JoinSet},
+};
 use tokio_tungstenite::tungstenite::{Message, protocol::WebSocketConfig};
 
 use crate::{
@@ -31,6 +35,18 @@ use crate::{
 /// Index of the static roster among the rosters.
 const STATIC: usize = usize::MAX;
 
+/// How long a closing transport lets its peer writers send their Close frames.
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
+/// The transport's tasks, in one owner: dropping it aborts them all.
+#[derive(Default)]
+struct Tasks {
+    /// The acceptor, discovery clients, dial loops and connection readers: aborted at once.
+    services: JoinSet<()>,
+    /// Peer writers: given [`CLOSE_GRACE`] to send a goodbye when the transport closes.
+    writers: JoinSet<()>,
+}
+
 pub(crate) struct Inner {
     pub(crate) uid: String,
     pub(crate) address: String,
@@ -40,9 +56,10 @@ pub(crate) struct Inner {
     rosters: Mutex<HashMap<usize, Vec<PeerInfo>>>,
     /// The merged roster last applied: a peer leaves when it was in it and is no longer.
     announced: Mutex<HashMap<String, String>>,
-    dialing: Mutex<HashSet<String>>,
+    /// Dial loops running, each woken early when its peer is announced again.
+    dialing: Mutex<HashMap<String, Arc<Notify>>>,
     local_addr: SocketAddr,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    tasks: Mutex<Tasks>,
     closed: AtomicBool,
     /// The engine's metrics (from the first namespace attached), for frame sizes.
     #[cfg(feature = "prometheus")]
@@ -58,12 +75,62 @@ impl Inner {
         }
     }
 
-    fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
-        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
-        tasks.retain(|t| !t.is_finished());
+    fn tasks(&self) -> std::sync::MutexGuard<'_, Tasks> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `fut` as one of the transport's tasks (not once closed).
+    pub(crate) fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks();
+        while tasks.services.try_join_next().is_some() {}
         if !self.closed.load(Ordering::SeqCst) {
-            tasks.push(tokio::spawn(fut));
+            tasks.services.spawn(fut);
         }
+    }
+
+    /// Runs a peer's writer; `None` once closed.
+    pub(crate) fn spawn_writer(
+        &self,
+        fut: impl Future<Output = ()> + Send + 'static,
+    ) -> Option<AbortHandle> {
+        let mut tasks = self.tasks();
+        while tasks.writers.try_join_next().is_some() {}
+        (!self.closed.load(Ordering::SeqCst)).then(|| tasks.writers.spawn(fut))
+    }
+
+    /// Stops everything: the listener (its port is free again), the discovery clients (the
+    /// services see us unregister), dial loops and peer connections. With `goodbye`, each peer
+    /// is sent a Close (1001 `transport-closed`) first; without, connections are just cut, as when
+    /// a process is killed.
+    pub(crate) fn shutdown(&self, goodbye: bool) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let peers = std::mem::take(&mut *self.peers.lock().unwrap_or_else(|e| e.into_inner()));
+        if goodbye {
+            for peer in peers.values() {
+                peer.close(1001, "transport-closed");
+            }
+        }
+        // the writers' queues close with the peers: each sends what is queued, then ends
+        drop(peers);
+        self.namespaces
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        let Tasks { services, writers } = std::mem::take(&mut *self.tasks());
+        drop(services);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if goodbye => {
+                runtime.spawn(async move {
+                    let mut writers = writers;
+                    let drained = async { while writers.join_next().await.is_some() {} };
+                    let _ = tokio::time::timeout(CLOSE_GRACE, drained).await;
+                });
+            }
+            _ => drop(writers),
+        }
+        tracing::debug!(uid = %self.uid, "mesh transport closed");
     }
 
     /// Hands a message from a peer to its namespace.
@@ -159,42 +226,80 @@ impl Inner {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .contains_key(&uid);
-        if connected
-            || !self
-                .dialing
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(uid.clone())
-        {
+        if connected {
             return;
         }
+        let wake = {
+            let mut dialing = self.dialing.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(wake) = dialing.get(&uid) {
+                // a loop is waiting to redial: the peer is announced again, so now
+                wake.notify_one();
+                return;
+            }
+            let wake = Arc::new(Notify::new());
+            dialing.insert(uid.clone(), wake.clone());
+            wake
+        };
         let inner = self.clone();
         self.spawn(async move {
+            let mut refusals = 0u32;
             loop {
-                if let Err(e) = peers::dial(inner.clone(), uid.clone(), address.clone()).await {
-                    tracing::debug!(peer = %uid, %address, "dial failed: {e}");
+                match peers::dial(inner.clone(), uid.clone(), address.clone()).await {
+                    Ok(Some(refused)) => {
+                        refusals += 1;
+                        tracing::warn!(
+                            peer = %uid, %address,
+                            "the peer refused our Hello ({refused}): a different MESH_AUTH_TOKEN on \
+                             one side, or it still holds a connection from us; retrying"
+                        );
+                    }
+                    Ok(None) => refusals = 0,
+                    Err(e) => tracing::debug!(peer = %uid, %address, "dial failed: {e}"),
                 }
-                let wanted = inner.roster().get(&uid) == Some(&address)
-                    && !inner.closed.load(Ordering::SeqCst);
-                if !wanted {
-                    break;
+                {
+                    // decided under the lock ensure_dialing takes: a peer announced again right
+                    // now either finds this loop going on (and wakes it) or finds it gone
+                    let mut dialing = inner.dialing.lock().unwrap_or_else(|e| e.into_inner());
+                    let wanted = inner.roster().get(&uid) == Some(&address)
+                        && !inner.closed.load(Ordering::SeqCst);
+                    if !wanted {
+                        dialing.remove(&uid);
+                        break;
+                    }
                 }
-                // Node's fixed jittered delay: 1000 + random(0..999) ms
-                tokio::time::sleep(Duration::from_millis(1000 + rand::random_range(0..1000))).await;
+                // Node's fixed jittered delay, 1000 + random(0..999) ms, growing up to 30 s
+                // while the peer refuses us; cut short when a roster announces the peer again
+                let delay = Duration::from_millis(1000 + rand::random_range(0..1000))
+                    * 2u32.pow(refusals.min(4));
+                tokio::select! {
+                    () = tokio::time::sleep(delay.min(Duration::from_secs(30))) => {}
+                    () = wake.notified() => {}
+                }
             }
-            inner
-                .dialing
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&uid);
         });
     }
 }
 
+/// Closes the transport when the last handle (the transport's clones and the namespaces' links)
+/// is dropped. The transport's own tasks hold `Inner`, never this.
+struct Owner(Arc<Inner>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.shutdown(true);
+    }
+}
+
 /// The brokerless mesh transport (one per process: one uid shared by every namespace).
+///
+/// It runs until [`close`](MeshTransport::close) is called or its last handle is dropped (the
+/// clones of the transport and the links of the namespaces attached to it): then the peer port
+/// is released, peers are told (close 1001 `transport-closed`), the discovery services see it
+/// unregister, and none of its tasks remain.
 #[derive(Clone)]
 pub struct MeshTransport {
     inner: Arc<Inner>,
+    owner: Arc<Owner>,
 }
 
 impl MeshTransport {
@@ -219,9 +324,9 @@ impl MeshTransport {
             namespaces: RwLock::new(HashMap::new()),
             rosters: Mutex::new(HashMap::new()),
             announced: Mutex::new(HashMap::new()),
-            dialing: Mutex::new(HashSet::new()),
+            dialing: Mutex::new(HashMap::new()),
             local_addr,
-            tasks: Mutex::new(Vec::new()),
+            tasks: Mutex::new(Tasks::default()),
             closed: AtomicBool::new(false),
             #[cfg(feature = "prometheus")]
             engine_metrics: std::sync::OnceLock::new(),
@@ -238,7 +343,16 @@ impl MeshTransport {
         for (i, url) in inner.options.discovery.clone().into_iter().enumerate() {
             inner.spawn(discovery(Arc::downgrade(&inner), i, url));
         }
-        Ok(MeshTransport { inner })
+        Ok(MeshTransport {
+            owner: Arc::new(Owner(inner.clone())),
+            inner,
+        })
+    }
+
+    /// Closes the transport now, for every handle: see the type's docs. Namespaces still
+    /// attached stop receiving; publishing on them goes nowhere.
+    pub fn close(&self) {
+        self.inner.shutdown(true);
     }
 
     /// This server's uid (shared by all its namespaces).
@@ -274,26 +388,7 @@ impl MeshTransport {
     #[cfg(feature = "__test-support")]
     #[doc(hidden)]
     pub fn crash_for_tests(&self) {
-        self.inner.closed.store(true, Ordering::SeqCst);
-        for t in self
-            .inner
-            .tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            t.abort();
-        }
-        self.inner
-            .peers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-        self.inner
-            .namespaces
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.inner.shutdown(false);
     }
 }
 
@@ -336,10 +431,15 @@ async fn discovery(inner: Weak<Inner>, index: usize, url: String) {
                 .await
                 .is_ok()
         {
-            backoff = Duration::from_secs(1);
+            let mut refused = false;
             while let Some(Ok(frame)) = ws.next().await {
-                let Message::Binary(bytes) = frame else {
-                    continue;
+                let bytes = match frame {
+                    Message::Binary(bytes) => bytes,
+                    Message::Close(Some(close)) => {
+                        refused = discovery_closed(&url, u16::from(close.code), &close.reason);
+                        break;
+                    }
+                    _ => continue,
                 };
                 let Ok(DiscoveryMessage::Update { servers }) =
                     DiscoveryMessage::from_msgpack(&bytes, &Limits::DEFAULT)
@@ -347,16 +447,43 @@ async fn discovery(inner: Weak<Inner>, index: usize, url: String) {
                     continue;
                 };
                 let Some(me) = inner.upgrade() else { return };
+                // registered: a refusal would have come instead of a roster
+                backoff = Duration::from_secs(1);
                 me.rosters
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(index, servers);
                 me.apply_roster();
             }
-            tracing::warn!(%url, "lost the discovery service: reconnecting");
+            if !refused {
+                tracing::warn!(%url, "lost the discovery service: reconnecting");
+            }
         }
         tokio::time::sleep(backoff + Duration::from_millis(rand::random_range(0..250))).await;
         backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Logs why a discovery service closed our connection, in words; true when it refused us (the
+/// caller keeps backing off instead of starting over at 1 s).
+fn discovery_closed(url: &str, code: u16, reason: &str) -> bool {
+    match code {
+        4401 => {
+            tracing::error!(
+                %url, code, %reason,
+                "the discovery service refused our MESH_AUTH_TOKEN: give this server the token \
+                 the service was started with; retrying with backoff"
+            );
+            true
+        }
+        1001 => {
+            tracing::warn!(%url, code, %reason, "the discovery service is shutting down: reconnecting");
+            false
+        }
+        _ => {
+            tracing::warn!(%url, code, %reason, "the discovery service closed our connection: reconnecting");
+            code >= 4000 || code == 1002 || code == 1008
+        }
     }
 }
 
@@ -382,6 +509,7 @@ impl Transport for MeshTransport {
         self.inner.observe();
         Ok(MeshLink {
             inner: self.inner.clone(),
+            _owner: self.owner.clone(),
             nsp: attach.nsp,
         })
     }
@@ -394,6 +522,7 @@ impl Transport for MeshTransport {
 /// A namespace on the mesh.
 pub struct MeshLink {
     inner: Arc<Inner>,
+    _owner: Arc<Owner>,
     nsp: String,
 }
 
