@@ -393,3 +393,32 @@ async fn a_node_dying_mid_ack_stream_ends_the_stream() {
     );
     assert!(values.contains(&json!("one")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_acks_survive_a_broadcast_that_cannot_go_out() {
+    use futures_util::StreamExt;
+    // room for one pending request only, taken by a fetchSockets the peer never answers
+    let (_hub, server, mut peer, _client) = setup_with(
+        config()
+            .requests_timeout(Duration::from_secs(30))
+            .max_pending_requests(1),
+    )
+    .await;
+    let io = server.io.clone();
+    let _fetch = tokio::spawn(async move { io.fetch_sockets().await });
+    peer.expect(WAIT, |m| m.message_type() == MessageType::FetchSockets)
+        .await
+        .expect("request");
+    // the broadcast with acks cannot be registered: its local half still delivers and acks
+    let stream = server
+        .io
+        .timeout(Duration::from_secs(5))
+        .emit_with_ack::<_, serde_json::Value>("ask", &1)
+        .await
+        .expect("the local clients' acks, not an error");
+    let acks = tokio::time::timeout(WAIT, stream.collect::<Vec<_>>())
+        .await
+        .expect("the stream ends with the local ack, not at its timeout");
+    let values: Vec<_> = acks.into_iter().filter_map(|(_, r)| r.ok()).collect();
+    assert_eq!(values, [json!({"from": "rust"})]);
+}

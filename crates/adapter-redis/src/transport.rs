@@ -25,7 +25,7 @@ use switchboard_wire::{
 };
 use tokio::{
     sync::{broadcast::error::RecvError, mpsc},
-    task::JoinHandle,
+    task::JoinSet,
 };
 
 use crate::{
@@ -93,20 +93,9 @@ struct Inner {
     limits: Limits,
     namespaces: RwLock<Vec<Arc<Namespace>>>,
     queue: mpsc::Sender<Outgoing>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        for t in self
-            .tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            t.abort();
-        }
-    }
+    /// The resubscriber, the writer and the dispatcher: aborted when the transport is dropped
+    /// (with the set).
+    tasks: Mutex<JoinSet<()>>,
 }
 
 /// Redis transport for the cluster engine, classic or sharded (see [`RedisOptions`]).
@@ -165,22 +154,22 @@ impl RedisTransport {
             limits: Limits::DEFAULT,
             namespaces: RwLock::new(Vec::new()),
             queue,
-            tasks: Mutex::new(Vec::new()),
+            tasks: Mutex::new(JoinSet::new()),
         });
-        let tasks = vec![
+        {
+            let mut tasks = inner.tasks.lock().unwrap_or_else(|e| e.into_inner());
             // not fred's manage_subscriptions: its resubscribe_all stops at an empty SUBSCRIBE
             // before restoring shard channels
-            tokio::spawn(resubscriber(
+            tasks.spawn(resubscriber(
                 Arc::downgrade(&inner),
                 inner.subscriber.reconnect_rx(),
-            )),
-            tokio::spawn(writer(inner.client.clone(), rx)),
-            tokio::spawn(dispatcher(
+            ));
+            tasks.spawn(writer(inner.client.clone(), rx));
+            tasks.spawn(dispatcher(
                 Arc::downgrade(&inner),
                 inner.subscriber.message_rx(),
-            )),
-        ];
-        *inner.tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
+            ));
+        }
         RedisTransport { inner }
     }
 
@@ -194,15 +183,11 @@ impl RedisTransport {
     #[cfg(feature = "__test-support")]
     #[doc(hidden)]
     pub fn crash_for_tests(&self) {
-        for t in self
-            .inner
+        self.inner
             .tasks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            t.abort();
-        }
+            .abort_all();
         let (client, subscriber) = (self.inner.client.clone(), self.inner.subscriber.clone());
         tokio::spawn(async move {
             let _ = subscriber.quit().await;

@@ -16,7 +16,7 @@ use socketioxide_core::{
 };
 use tokio::{sync::mpsc, time::Sleep};
 
-use super::requests::{AckEvent, Guard, Waiting};
+use super::requests::{AckEvent, AckRequest, Guard, Waiting};
 
 #[derive(Default)]
 struct NodeAcks {
@@ -43,7 +43,7 @@ pin_project_lite::pin_project! {
         local: E::AckStream,
         #[pin]
         deadline: Sleep,
-        remote: Option<mpsc::UnboundedReceiver<AckEvent>>,
+        remote: Option<mpsc::Receiver<AckEvent>>,
         waiting: Waiting,
         nodes: HashMap<String, NodeAcks>,
         totals: Totals,
@@ -57,7 +57,7 @@ pin_project_lite::pin_project! {
 impl<E: SocketEmitter> AckStream<E> {
     pub(crate) fn new(
         local: E::AckStream,
-        remote: Option<(Guard, mpsc::UnboundedReceiver<AckEvent>)>,
+        remote: Option<AckRequest>,
         waiting: Waiting,
         deadline: Sleep,
         parser: ParserKind,
@@ -77,6 +77,11 @@ impl<E: SocketEmitter> AckStream<E> {
             timer: None,
             _guard: guard,
         }
+    }
+
+    /// Whether acks from other servers are awaited.
+    pub(crate) fn waits_remotely(&self) -> bool {
+        self.remote.is_some()
     }
 
     pub(crate) fn timed(mut self, metrics: crate::Metrics) -> Self {

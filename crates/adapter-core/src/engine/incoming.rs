@@ -76,7 +76,7 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
                         if count > 0 {
                             let weak = Arc::downgrade(self);
                             let limits = self.config.limits;
-                            tokio::spawn(async move {
+                            self.spawn(async move {
                                 let mut stream = std::pin::pin!(stream);
                                 while let Some((_, ack)) = stream.next().await {
                                     let Some(adapter) = weak.upgrade() else { break };
@@ -141,22 +141,20 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
             Body::BroadcastClientCount {
                 request_id,
                 client_count,
-            } => self.requests.ack_event(
+            } => self.ack_event(
                 &request_id,
                 AckEvent::Count {
                     uid: from,
                     count: client_count,
                 },
             ),
-            Body::BroadcastAck { request_id, packet } => {
-                self.requests.ack_event(
-                    &request_id,
-                    AckEvent::Ack {
-                        uid: from,
-                        value: packet,
-                    },
-                );
-            }
+            Body::BroadcastAck { request_id, packet } => self.ack_event(
+                &request_id,
+                AckEvent::Ack {
+                    uid: from,
+                    value: packet,
+                },
+            ),
             _ => {}
         }
     }
@@ -198,5 +196,18 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
             reply,
         };
         tokio::spawn(handler(event));
+    }
+}
+
+impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
+    /// Hands an event to the broadcast with acks it belongs to; one the caller has left unpolled
+    /// for too long is dropped and counted.
+    fn ack_event(&self, request_id: &str, event: AckEvent) {
+        if !self.requests.ack_event(request_id, event) {
+            tracing::debug!(nsp = %self.nsp, request_id, "ack dropped: the caller does not read its ack stream");
+            if let Some(m) = self.metrics() {
+                m.dropped("ack_backlog_full");
+            }
+        }
     }
 }

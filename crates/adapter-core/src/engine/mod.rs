@@ -34,7 +34,7 @@ use socketioxide_core::{
     parser::Parse,
 };
 use switchboard_wire::{Body, ClusterMessage, Opts, SocketDetails, Value};
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::{sync::mpsc, task::JoinSet};
 
 pub use ack_stream::AckStream;
 use nodes::Nodes;
@@ -67,7 +67,9 @@ pub struct ClusterAdapter<E, T: Transport> {
     aliases: Aliases,
     last_publish: Mutex<Instant>,
     closed: AtomicBool,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The receive loop, the heartbeat timer and the ack forwarders: one owner, aborted on close
+    /// and on drop. `closed` changes only under this lock, so nothing is spawned after a close.
+    tasks: Mutex<JoinSet<()>>,
 }
 
 /// The future of [`CoreAdapter::init`]: await it, or let socketioxide spawn it.
@@ -350,22 +352,58 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
         }
     }
 
+    /// The remote half of a broadcast with acks: registers the request and publishes it. `None`
+    /// when no other server is there to answer.
+    async fn request_acks(
+        &self,
+        packet: &Packet,
+        opts: &BroadcastOptions,
+        timeout: Duration,
+    ) -> Result<Option<(Waiting, requests::AckRequest)>, Error> {
+        let wire = bridge::packet_to_wire(packet, &self.config.limits)?;
+        let waiting = self.waiting().await?;
+        if waiting.expected() == 0 {
+            return Ok(None);
+        }
+        let id = switchboard_wire::ids::random_uid();
+        let remote = self.requests.acks(&id)?;
+        self.publish(Body::Broadcast {
+            packet: wire,
+            request_id: Some(id),
+            opts: self.wire_opts(opts, Some(timeout)),
+        })?;
+        Ok(Some((waiting, remote)))
+    }
+
     fn node_gone(&self, uid: &str) {
         tracing::debug!(nsp = %self.nsp, uid, "node gone");
         self.requests.node_gone(uid);
         self.aliases.forget_node(uid);
     }
 
-    fn start(self: &Arc<Self>, rx: mpsc::Receiver<ClusterMessage>) {
-        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+    fn tasks(&self) -> std::sync::MutexGuard<'_, JoinSet<()>> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `fut` as one of the adapter's tasks; not once the adapter is closed.
+    pub(super) fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks();
+        while tasks.try_join_next().is_some() {}
+        if !self.closed.load(Ordering::SeqCst) {
+            tasks.spawn(fut);
+        }
+    }
+
+    /// Starts the receive loop and the heartbeat timer into `tasks` (the lock held by init).
+    fn start(self: &Arc<Self>, tasks: &mut JoinSet<()>, rx: mpsc::Receiver<ClusterMessage>) {
         let weak = Arc::downgrade(self);
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut rx = rx;
             while let Some(message) = rx.recv().await {
                 let Some(adapter) = weak.upgrade() else { break };
                 adapter.handle(message);
             }
-        }));
+        });
         if self.liveness() == Liveness::Heartbeat {
             let weak = Arc::downgrade(self);
             let interval = self.config.heartbeat_interval;
@@ -374,7 +412,7 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
                 .min(timeout / 4)
                 .min(Duration::from_secs(1))
                 .max(Duration::from_millis(5));
-            tasks.push(tokio::spawn(async move {
+            tasks.spawn(async move {
                 let mut ticker = tokio::time::interval(tick);
                 let mut sampled = Instant::now() - Duration::from_secs(5);
                 loop {
@@ -403,7 +441,7 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
                         m.nodes(&adapter.nsp, adapter.nodes.count());
                     }
                 }
-            }));
+            });
         }
     }
 }
@@ -440,7 +478,7 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for ClusterAdapter<E, T> {
             aliases: Aliases::new(state.config.max_aliases),
             last_publish: Mutex::new(Instant::now()),
             closed: AtomicBool::new(false),
-            tasks: Mutex::new(Vec::new()),
+            tasks: Mutex::new(JoinSet::new()),
         }
     }
 
@@ -460,25 +498,42 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for ClusterAdapter<E, T> {
                     metrics: self.config.metrics.clone(),
                 })
                 .await?;
-            let _ = self.link.set(Arc::new(link));
-            self.start(rx);
-            if self.liveness() == Liveness::Heartbeat {
-                self.publish(Body::InitialHeartbeat)?;
+            let link = Arc::new(link);
+            {
+                // a close that came while attaching wins: nothing starts, the link is let go
+                let mut tasks = self.tasks();
+                if !self.closed.load(Ordering::SeqCst) {
+                    let _ = self.link.set(link.clone());
+                    self.start(&mut tasks, rx);
+                    let ops: Arc<dyn NamespaceOps> = self.clone();
+                    self.registry.register(&self.nsp, Arc::downgrade(&ops));
+                    drop(tasks);
+                    if self.liveness() == Liveness::Heartbeat {
+                        self.publish(Body::InitialHeartbeat)?;
+                    }
+                    on_success();
+                    return Ok(());
+                }
             }
-            let ops: Arc<dyn NamespaceOps> = self.clone();
-            self.registry.register(&self.nsp, Arc::downgrade(&ops));
-            on_success();
-            Ok(())
+            if let Err(e) = link.close().await {
+                tracing::debug!("closing the transport link: {}", crate::report(&e));
+            }
+            Err(Error::Closed)
         }))
     }
 
     fn close(&self) -> impl Future<Output = Result<(), Self::Error>> + Send {
         // All the work happens here, not in the future: socketioxide may poll it only once.
-        if !self.closed.swap(true, Ordering::SeqCst) {
+        let tasks = {
+            let mut tasks = self.tasks();
+            (!self.closed.swap(true, Ordering::SeqCst)).then(|| std::mem::take(&mut *tasks))
+        };
+        if let Some(tasks) = tasks {
+            // dropping the set aborts the receive loop, the heartbeat timer and ack forwarders
+            drop(tasks);
             if self.liveness() == Liveness::Heartbeat {
                 let _ = self.publish(Body::AdapterClose);
             }
-            self.abort_tasks();
             self.registry.unregister(&self.nsp);
             if let Some(link) = self.link.get().cloned() {
                 tokio::spawn(async move {
@@ -547,11 +602,12 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for ClusterAdapter<E, T> {
     ) -> Result<Self::AckStream, Self::Error> {
         let timeout = timeout.unwrap_or_else(|| self.local.ack_timeout());
         let deadline = tokio::time::sleep(timeout);
-        let publish = !opts.is_local(self.local.server_id());
-        let wire = if publish {
-            Some(bridge::packet_to_wire(&packet, &self.config.limits)?)
+        // as in `broadcast`: the request goes out first, then the local delivery, which happens
+        // whatever the remote half did; a remote failure leaves the caller its local acks
+        let remote = if opts.is_local(self.local.server_id()) {
+            Ok(None)
         } else {
-            None
+            self.request_acks(&packet, &opts, timeout).await
         };
         let local = if self.remote_target(&opts) {
             // no local socket is targeted: options without rooms, sid or flag match nobody
@@ -560,46 +616,27 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for ClusterAdapter<E, T> {
                 .0
         } else {
             self.ensure_sid_rooms_of(&opts);
-            self.local
-                .broadcast_with_ack(packet, opts.clone(), Some(timeout))
-                .0
+            self.local.broadcast_with_ack(packet, opts, Some(timeout)).0
         };
-        let Some(packet) = wire else {
-            return Ok(AckStream::new(
-                local,
-                None,
-                Waiting::Count(0),
-                deadline,
-                self.parser,
-            ));
-        };
-        let waiting = match self.waiting().await {
-            Ok(w) => w,
+        let (waiting, remote) = match remote {
+            Ok(Some((waiting, remote))) => (waiting, Some(remote)),
+            Ok(None) => (Waiting::Count(0), None),
             Err(e) => {
-                tracing::warn!(nsp = %self.nsp, "broadcast with acks stays local: {}", crate::report(&e));
-                return Ok(AckStream::new(
-                    local,
-                    None,
-                    Waiting::Count(0),
-                    deadline,
-                    self.parser,
-                ));
+                tracing::warn!(
+                    nsp = %self.nsp,
+                    "a broadcast with acks reached this server's clients only: {}",
+                    crate::report(&e)
+                );
+                if let Some(m) = self.metrics() {
+                    m.dropped("broadcast_with_ack_unsent");
+                }
+                (Waiting::Count(0), None)
             }
         };
-        if waiting.expected() == 0 {
-            return Ok(AckStream::new(local, None, waiting, deadline, self.parser));
-        }
-        let id = switchboard_wire::ids::random_uid();
-        let remote = self.requests.acks(&id)?;
-        self.publish(Body::Broadcast {
-            packet,
-            request_id: Some(id),
-            opts: self.wire_opts(&opts, Some(timeout)),
-        })?;
-        let stream = AckStream::new(local, Some(remote), waiting, deadline, self.parser);
+        let stream = AckStream::new(local, remote, waiting, deadline, self.parser);
         Ok(match self.metrics() {
-            Some(m) => stream.timed(m.clone()),
-            None => stream,
+            Some(m) if stream.waits_remotely() => stream.timed(m.clone()),
+            _ => stream,
         })
     }
 
@@ -748,25 +785,5 @@ impl<E: SocketEmitter, T: Transport> NamespaceOps for ClusterAdapter<E, T> {
 
     fn count_servers(&self) -> BoxFuture<'_, Result<usize, Error>> {
         Box::pin(async move { Ok(usize::from(CoreAdapter::server_count(self).await?)) })
-    }
-}
-
-impl<E, T: Transport> ClusterAdapter<E, T> {
-    /// Stops the receive loop and the heartbeat timer.
-    fn abort_tasks(&self) {
-        for task in self
-            .tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            task.abort();
-        }
-    }
-}
-
-impl<E, T: Transport> Drop for ClusterAdapter<E, T> {
-    fn drop(&mut self) {
-        self.abort_tasks();
     }
 }

@@ -69,7 +69,7 @@ enum Pending {
         replies: Vec<(String, Reply)>,
         done: Option<oneshot::Sender<()>>,
     },
-    Acks(mpsc::UnboundedSender<AckEvent>),
+    Acks(mpsc::Sender<AckEvent>),
 }
 
 #[derive(Default)]
@@ -96,6 +96,12 @@ pub(crate) struct Collected {
     pub(crate) expected: usize,
     pub(crate) complete: bool,
 }
+
+/// A registered broadcast with acks: removed from the requests when dropped, and its events.
+pub(crate) type AckRequest = (Guard, mpsc::Receiver<AckEvent>);
+
+/// Events of one broadcast with acks that may wait for the caller to poll its stream.
+pub(crate) const ACK_BACKLOG: usize = 65_536;
 
 impl Requests {
     pub(crate) fn new(max: usize) -> Arc<Self> {
@@ -141,12 +147,10 @@ impl Requests {
         Ok((guard, rx))
     }
 
-    /// Registers a broadcast with acks.
-    pub(crate) fn acks(
-        self: &Arc<Self>,
-        id: &str,
-    ) -> Result<(Guard, mpsc::UnboundedReceiver<AckEvent>), Error> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// Registers a broadcast with acks. At most [`ACK_BACKLOG`] events wait for the caller to
+    /// poll its stream; beyond that they are dropped (and counted by the caller).
+    pub(crate) fn acks(self: &Arc<Self>, id: &str) -> Result<AckRequest, Error> {
+        let (tx, rx) = mpsc::channel(ACK_BACKLOG);
         let guard = self.insert(id, Pending::Acks(tx))?;
         Ok((guard, rx))
     }
@@ -196,10 +200,14 @@ impl Requests {
         }
     }
 
-    /// An event of a broadcast with acks.
-    pub(crate) fn ack_event(&self, id: &str, event: AckEvent) {
-        if let Some(Pending::Acks(tx)) = self.lock().get(id) {
-            let _ = tx.send(event);
+    /// An event of a broadcast with acks; false when it was dropped because the caller does not
+    /// poll its stream ([`ACK_BACKLOG`] events already wait).
+    pub(crate) fn ack_event(&self, id: &str, event: AckEvent) -> bool {
+        match self.lock().get(id) {
+            Some(Pending::Acks(tx)) => {
+                !matches!(tx.try_send(event), Err(mpsc::error::TrySendError::Full(_)))
+            }
+            _ => true,
         }
     }
 
@@ -218,7 +226,7 @@ impl Requests {
                     }
                 }
                 Pending::Acks(tx) => {
-                    let _ = tx.send(AckEvent::NodeGone {
+                    let _ = tx.try_send(AckEvent::NodeGone {
                         uid: uid.to_owned(),
                     });
                 }
@@ -252,6 +260,23 @@ mod tests {
         assert_eq!((c.replies.len(), c.expected, c.complete), (1, 2, true));
         drop(guard);
         assert_eq!(r.len(), 0);
+    }
+
+    #[test]
+    fn an_unpolled_ack_stream_holds_a_bounded_backlog() {
+        let r = Requests::new(10);
+        let (_guard, mut rx) = r.acks("b").unwrap_or_else(|e| panic!("{e}"));
+        let ack = || AckEvent::Ack {
+            uid: "n".into(),
+            value: Value::Nil,
+        };
+        for _ in 0..ACK_BACKLOG {
+            assert!(r.ack_event("b", ack()));
+        }
+        // the caller never polled: one more is dropped, not queued
+        assert!(!r.ack_event("b", ack()));
+        assert!(rx.try_recv().is_ok());
+        assert!(r.ack_event("b", ack()));
     }
 
     #[test]
