@@ -21,28 +21,32 @@ pub fn to_vec(value: &Value) -> Vec<u8> {
 /// Encodes a value as socket.io's JSON text with binary placeholders: every binary value becomes
 /// `{"_placeholder":true,"num":n}` (depth-first order) and is returned as attachment `n`.
 pub fn to_string_with_placeholders(value: &Value) -> (String, VecDeque<Bytes>) {
-    let mut out = Vec::with_capacity(64);
-    let mut attachments = Some(VecDeque::new());
-    write_value(&mut out, value, &mut attachments);
-    // Only valid UTF-8 is ever written: strings come from `&str`, the rest is ASCII.
-    let text = String::from_utf8(out)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-    (text, attachments.unwrap_or_default())
+    with_placeholders(|out, attachments| write_value(out, value, attachments))
 }
 
 /// [`to_string_with_placeholders`] of the array `items`, without building the array: the
 /// argument list of a socket.io packet (`[event, ...args]`).
 pub fn array_to_string_with_placeholders(items: &[Value]) -> (String, VecDeque<Bytes>) {
+    with_placeholders(|out, attachments| {
+        out.push(b'[');
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_value(out, item, attachments);
+        }
+        out.push(b']');
+    })
+}
+
+/// The text `write` produces with placeholders, and the attachments it took out.
+fn with_placeholders(
+    write: impl FnOnce(&mut Vec<u8>, &mut Option<VecDeque<Bytes>>),
+) -> (String, VecDeque<Bytes>) {
     let mut out = Vec::with_capacity(64);
     let mut attachments = Some(VecDeque::new());
-    out.push(b'[');
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_value(&mut out, item, &mut attachments);
-    }
-    out.push(b']');
+    write(&mut out, &mut attachments);
+    // Only valid UTF-8 is ever written: strings come from `&str`, the rest is ASCII.
     let text = String::from_utf8(out)
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     (text, attachments.unwrap_or_default())
