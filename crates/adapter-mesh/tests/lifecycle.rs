@@ -264,3 +264,31 @@ async fn a_refusal_by_discovery_is_said_in_words() {
     );
     drop(a);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_hello_is_said_in_words() {
+    let logs = logs();
+    // b (larger uid) wants token "b"; a dials it with "a"
+    let b = transport(local().uid("00000000000000bb").auth_token("b")).await;
+    let a = transport(
+        local()
+            .uid("00000000000000aa")
+            .auth_token("a")
+            .static_peers(vec![Entry {
+                server_id: b.uid().to_owned(),
+                address: format!("ws://{}", b.local_addr()),
+            }]),
+    )
+    .await;
+    eventually(WAIT, async || {
+        let text =
+            String::from_utf8_lossy(&logs.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+        check(
+            text.contains("refused our Hello (close 1002 hello-invalid)")
+                && text.contains("MESH_AUTH_TOKEN"),
+            || format!("logs so far: {text}"),
+        )
+    })
+    .await;
+    assert!(a.connected_peers().is_empty() && b.connected_peers().is_empty());
+}
