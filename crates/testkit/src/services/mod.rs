@@ -1,5 +1,6 @@
 //! Real services started on free local ports for the tests, stopped when dropped: a
-//! `redis-server`, a 3-master Redis Cluster, a Node Socket.IO server from `xtask/interop`.
+//! `redis-server`, a 3-master Redis Cluster, SecantusDB (MongoDB wire), a Node Socket.IO server
+//! from `xtask/interop`.
 //!
 //! A service that cannot be handed a listening socket (redis-server, Node) is started on a port
 //! that was free a moment ago; if another process took it in between, the fixture notices (the
@@ -7,9 +8,11 @@
 
 mod node;
 mod redis;
+mod secantus;
 
 pub use node::{NodeServer, interop_dir};
 pub use redis::{RedisCluster, RedisServer};
+pub use secantus::SecantusDb;
 
 use std::{net::TcpListener, time::Duration};
 
