@@ -1,6 +1,7 @@
 // A Node Socket.IO server in a redis cluster, for Switchboard's interop tests.
 //
 //   node server.js --redis redis://127.0.0.1:6379 --mode classic|sharded|sharded-dynamic --port 0
+//   node server.js --mongo mongodb://127.0.0.1:27017/?directConnection=true --mode mongo --port 0
 //
 // Prints `ready <port>` once listening. Namespace "/" is the app: clients join the rooms named in
 // their auth, "relay" is re-broadcast with socket.broadcast, server-side "ping" events are
@@ -12,6 +13,9 @@ const { Server } = require("socket.io");
 const { createClient } = require("redis");
 const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
 const { Emitter } = require("@socket.io/redis-emitter");
+const { MongoClient } = require("mongodb");
+const { createAdapter: createMongoAdapter } = require("@socket.io/mongo-adapter");
+const { Emitter: MongoEmitter } = require("@socket.io/mongo-emitter");
 
 function arg(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);
@@ -48,7 +52,25 @@ function revive(v) {
   return v;
 }
 
-async function main() {
+// the mongo adapter on a capped collection of the database "socketio", as its README shows
+async function mongo() {
+  const client = new MongoClient(arg("mongo", "mongodb://127.0.0.1:27017/?directConnection=true"));
+  await client.connect();
+  const db = client.db("socketio");
+  try {
+    await db.createCollection("socket.io-adapter-events", { capped: true, size: 1e6 });
+  } catch (e) {
+    // already there
+  }
+  const collection = db.collection("socket.io-adapter-events");
+  return {
+    adapter: createMongoAdapter(collection),
+    emitter: new MongoEmitter(collection),
+    close: () => client.close(),
+  };
+}
+
+async function redis() {
   const pub = createClient({ url: redisUrl });
   const sub = pub.duplicate();
   pub.on("error", (e) => console.error("redis pub", e.message));
@@ -60,10 +82,20 @@ async function main() {
       : mode === "sharded-dynamic"
         ? createShardedAdapter(pub, sub) // Node's default: dynamic
         : createAdapter(pub, sub);
+  return {
+    adapter,
+    emitter: mode === "classic" ? new Emitter(pub) : null,
+    close: () => Promise.allSettled([pub.quit(), sub.quit()]),
+  };
+}
+
+async function main() {
+  const broker = mode === "mongo" ? await mongo() : await redis();
+  const adapter = broker.adapter;
+  const emitter = broker.emitter;
 
   const httpServer = http.createServer();
   const io = new Server(httpServer, { adapter });
-  const emitter = mode === "classic" ? new Emitter(pub) : null;
 
   io.on("connection", (socket) => {
     const rooms = (socket.handshake.auth && socket.handshake.auth.rooms) || [];
@@ -167,7 +199,7 @@ async function main() {
   });
   const stop = () => {
     io.close();
-    Promise.allSettled([pub.quit(), sub.quit()]).finally(() => process.exit(0));
+    Promise.resolve(broker.close()).finally(() => process.exit(0));
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);

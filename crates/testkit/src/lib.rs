@@ -7,7 +7,8 @@
 //! - [`conformance_suite!`]: every user-visible operation across several servers, compiled once
 //!   per transport from a [`Backend`] (servers in this process) or [`Servers`] (processes).
 //! - [`MemoryPeer`]: a raw node on the in-memory bus, to play a Node server or an emitter.
-//! - [`services`]: `redis-server`, a Redis Cluster and Node peers, on free ports.
+//! - [`services`]: `redis-server`, a Redis Cluster, SecantusDB and Node peers, on free ports.
+//! - [`interop`]: a Node server beside a Rust one, every operation in both directions.
 //! - [`eventually`]: wait for a condition with a deadline, never a fixed sleep.
 //!
 //! Not published (`publish = false`): a dev-dependency of the workspace's crates only, outside
@@ -51,6 +52,7 @@
 pub mod client;
 pub mod control;
 pub mod handle;
+pub mod interop;
 mod memory_peer;
 pub mod server;
 pub mod services;

@@ -1,4 +1,5 @@
-//! A Node Socket.IO server from `xtask/interop` (socket.io 4.8 with @socket.io/redis-adapter 8).
+//! A Node Socket.IO server from `xtask/interop` (socket.io 4.8 with @socket.io/redis-adapter 8 or
+//! @socket.io/mongo-adapter 0.4).
 //! It listens on port 0 and reports the port the system gave it: no port race.
 
 use std::{
@@ -13,7 +14,7 @@ pub fn interop_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../xtask/interop")
 }
 
-/// A Node Socket.IO server in the cluster of a redis. Needs `node` and `npm ci` in
+/// A Node Socket.IO server in the cluster of a redis or a MongoDB. Needs `node` and `npm ci` in
 /// `xtask/interop`.
 pub struct NodeServer {
     child: Child,
@@ -21,9 +22,15 @@ pub struct NodeServer {
 }
 
 impl NodeServer {
-    /// Starts one with `mode` `classic` or `sharded` (static) on `redis_url`, and waits until it
-    /// listens.
-    pub fn start(redis_url: &str, mode: &str) -> Self {
+    /// Starts one with `mode` `classic`, `sharded` (static) or `sharded-dynamic` on the redis at
+    /// `broker_url`, or `mongo` on the MongoDB at `broker_url` (a capped collection), and waits
+    /// until it listens.
+    pub fn start(broker_url: &str, mode: &str) -> Self {
+        let broker = if mode == "mongo" {
+            "--mongo"
+        } else {
+            "--redis"
+        };
         let dir = interop_dir();
         assert!(
             dir.join("node_modules/socket.io").is_dir(),
@@ -31,7 +38,7 @@ impl NodeServer {
         );
         let mut child = Command::new("node")
             .arg(dir.join("server.js"))
-            .args(["--redis", redis_url, "--mode", mode, "--port", "0"])
+            .args([broker, broker_url, "--mode", mode, "--port", "0"])
             .current_dir(&dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
