@@ -1,14 +1,13 @@
 //! The mongo transport when MongoDB fails: local delivery never waits for it, requests fail with
 //! a typed error instead of hanging, and remote delivery comes back when the server does.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mongodb::Client;
-use serde_json::json;
-use switchboard_adapter_core::AdapterOptions;
+use switchboard_adapter_core::{AdapterOptions, Liveness};
 use switchboard_adapter_mongo::{MongoOptions, MongoTransport};
 use switchboard_testkit::{
-    TestClient, TestServer, WAIT, check, converge, eventually, services::SecantusDb, start,
+    TestServer, faults::survives_a_broker_restart, services::SecantusDb, start,
 };
 
 async fn server(db: &SecantusDb) -> TestServer<MongoTransport> {
@@ -35,55 +34,7 @@ async fn mongodb_stopped_and_restarted_mid_run() {
     let mut db = SecantusDb::start();
     let a = server(&db).await;
     let b = server(&db).await;
-    converge(&[&a, &b], 2).await;
-    let mut ca = TestClient::connect(a.addr, "/", json!({}), None)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut cb = TestClient::connect(b.addr, "/", json!({}), None)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    a.io.emit("before", &1)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(cb.receives("before", WAIT).await);
-
-    db.stop();
-    // local delivery goes on, at once
-    a.io.emit("during", &2)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        ca.receives("during", WAIT).await,
-        "local delivery must not stop"
-    );
-    // a request ends with what it has, it does not hang
-    let fetched = tokio::time::timeout(WAIT, a.io.fetch_sockets()).await;
-    assert!(
-        fetched.is_ok(),
-        "fetchSockets returns while MongoDB is down"
-    );
-
-    db.restart();
-    let back = Instant::now();
-    // the change streams reopen (the in-memory server lost its history: from now) and
-    // broadcasts cross again
-    let mut n = 0;
-    eventually(Duration::from_secs(30), async || {
-        n += 1;
-        let _ = a.io.emit("after", &n).await;
-        let got = cb.receives("after", Duration::from_millis(200)).await;
-        check(got, || {
-            "broadcasts did not resume after MongoDB came back".into()
-        })
-    })
-    .await;
-    eprintln!(
-        "remote delivery resumed {:?} after MongoDB came back",
-        back.elapsed()
-    );
-    converge(&[&a, &b], 2).await;
-    b.io.emit("back", &1)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(ca.receives("back", WAIT).await);
+    // the in-memory server comes back empty: the change streams restart from now
+    let resumed = survives_a_broker_restart(&mut db, &a, &b, Liveness::Heartbeat).await;
+    eprintln!("remote delivery resumed {resumed:?} after MongoDB came back");
 }

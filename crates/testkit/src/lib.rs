@@ -9,6 +9,7 @@
 //! - [`MemoryPeer`]: a raw node on the in-memory bus, to play a Node server or an emitter.
 //! - [`services`]: `redis-server`, a Redis Cluster, SecantusDB and Node peers, on free ports.
 //! - [`interop`]: a Node server beside a Rust one, every operation in both directions.
+//! - [`faults`]: fault scenarios shared by the transports (a broker restarted mid-run).
 //! - [`eventually`]: wait for a condition with a deadline, never a fixed sleep.
 //!
 //! Not published (`publish = false`): a dev-dependency of the workspace's crates only, outside
@@ -51,6 +52,7 @@
 
 pub mod client;
 pub mod control;
+pub mod faults;
 pub mod handle;
 pub mod interop;
 mod memory_peer;
