@@ -2,6 +2,7 @@
 //
 //   node server.js --redis redis://127.0.0.1:6379 --mode classic|sharded|sharded-dynamic --port 0
 //   node server.js --mongo mongodb://127.0.0.1:27017/?directConnection=true --mode mongo --port 0
+//   (add --csr for connection state recovery)
 //
 // Prints `ready <port>` once listening. Namespace "/" is the app: clients join the rooms named in
 // their auth, "relay" is re-broadcast with socket.broadcast, server-side "ping" events are
@@ -95,7 +96,11 @@ async function main() {
   const emitter = broker.emitter;
 
   const httpServer = http.createServer();
-  const io = new Server(httpServer, { adapter });
+  // --csr: connection state recovery, as a user enables it
+  const csr = process.argv.includes("--csr")
+    ? { connectionStateRecovery: { maxDisconnectionDuration: 60000, skipMiddlewares: true } }
+    : {};
+  const io = new Server(httpServer, { adapter, ...csr });
 
   io.on("connection", (socket) => {
     const rooms = (socket.handshake.auth && socket.handshake.auth.rooms) || [];

@@ -34,16 +34,21 @@
 //!
 //! | Feature | Default | Enables |
 //! |---|---|---|
+//! | `prometheus` | no | the engine's metrics plus inserts, insert errors, stream restarts, resumes and possible-loss events ([`MongoMetrics`]) |
 //! | `__test-support` | no | `MongoTransport::crash_for_tests`; outside semver |
 //!
 //! # MSRV
 //!
 //! Rust 1.94.
 
+#[cfg(feature = "prometheus")]
+mod metrics;
 mod options;
 mod setup;
 mod transport;
 
+#[cfg(feature = "prometheus")]
+pub use metrics::MongoMetrics;
 pub use options::MongoOptions;
 pub use setup::{create_capped_collection, create_ttl_index};
 pub use switchboard_adapter_core::{

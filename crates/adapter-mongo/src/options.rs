@@ -11,6 +11,8 @@ pub struct MongoOptions {
     pub(crate) batch_size: Option<u32>,
     pub(crate) max_await_time: Option<Duration>,
     pub(crate) queue_capacity: usize,
+    #[cfg(feature = "prometheus")]
+    pub(crate) metrics: Option<crate::MongoMetrics>,
 }
 
 impl Default for MongoOptions {
@@ -21,6 +23,8 @@ impl Default for MongoOptions {
             batch_size: None,
             max_await_time: None,
             queue_capacity: 65_536,
+            #[cfg(feature = "prometheus")]
+            metrics: None,
         }
     }
 }
@@ -55,6 +59,13 @@ impl MongoOptions {
     /// Documents waiting to be inserted before further messages are dropped (default 65,536).
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// Records the transport's metrics (feature `prometheus`).
+    #[cfg(feature = "prometheus")]
+    pub fn metrics(mut self, metrics: crate::MongoMetrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 }

@@ -93,7 +93,14 @@ async fn foreign_and_malformed_documents_are_dropped() {
     let db = SecantusDb::start();
     let c = collection(&db).await;
     let a = server(&db, false).await;
-    let b = server(&db, false).await;
+    let registry = prometheus::Registry::new();
+    let metrics = switchboard_adapter_core::Metrics::new(&registry, "mongo")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let b = start(
+        MongoTransport::new(collection(&db).await, MongoOptions::default()),
+        options().metrics(metrics),
+    )
+    .await;
     converge(&[&a, &b], 2).await;
     let mut cb = TestClient::connect(b.addr, "/", json!({}), None)
         .await
@@ -123,4 +130,18 @@ async fn foreign_and_malformed_documents_are_dropped() {
     assert!(cb.receives("after", WAIT).await);
     let nope = cb.until("after", Duration::ZERO).await;
     assert!(nope.is_none_or(|e| e.is_empty()));
+    // counted by reason: six malformed, one for a namespace this server does not have; the
+    // SESSION document of a Node peer is not an error
+    let dropped = |reason: &str| -> f64 {
+        registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "socketio_mongo_dropped_total")
+            .flat_map(|f| f.get_metric().iter())
+            .filter(|m| m.get_label().iter().any(|l| l.value() == reason))
+            .map(|m| m.get_counter().get_value())
+            .sum()
+    };
+    assert_eq!(dropped("malformed"), 6.0);
+    assert_eq!(dropped("other_namespace"), 1.0);
 }

@@ -25,6 +25,7 @@ pub type AckReply = Option<Json>;
 /// A connected test client.
 pub struct TestClient {
     sid: String,
+    pid: Option<String>,
     nsp: String,
     out: mpsc::UnboundedSender<Message>,
     events: mpsc::UnboundedReceiver<Event>,
@@ -117,20 +118,35 @@ impl TestClient {
         sink.send(Message::text(connect))
             .await
             .map_err(|e| e.to_string())?;
-        let sid = loop {
+        // events sent before the CONNECT answer (a server replaying what a recovered session
+        // missed does that): kept for the event queue, as socket.io-client buffers them
+        let mut early = Vec::new();
+        let (sid, pid) = loop {
             match stream.next().await {
                 Some(Ok(Message::Text(t))) => {
                     if let Some(p) = t.strip_prefix('4').and_then(parse)
                         && p.nsp == nsp
                     {
                         match p.kind {
+                            2 => {
+                                if let Json::Array(mut items) = p.data
+                                    && !items.is_empty()
+                                {
+                                    let name =
+                                        items.remove(0).as_str().unwrap_or_default().to_owned();
+                                    early.push(Event {
+                                        name,
+                                        args: items,
+                                        binaries: Vec::new(),
+                                    });
+                                }
+                            }
                             0 => {
-                                break p
-                                    .data
-                                    .get("sid")
-                                    .and_then(Json::as_str)
-                                    .unwrap_or_default()
-                                    .to_owned();
+                                let field = |k: &str| p.data.get(k).and_then(Json::as_str);
+                                break (
+                                    field("sid").unwrap_or_default().to_owned(),
+                                    field("pid").map(str::to_owned),
+                                );
                             }
                             4 => return Err(format!("connect error: {}", p.data)),
                             _ => {}
@@ -143,6 +159,9 @@ impl TestClient {
 
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        for e in early {
+            let _ = ev_tx.send(e);
+        }
         let (dc_tx, dc_rx) = mpsc::unbounded_channel();
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<(u64, oneshot::Sender<Vec<Json>>)>();
         let own_nsp = nsp.to_owned();
@@ -212,6 +231,7 @@ impl TestClient {
         });
         Ok(TestClient {
             sid,
+            pid,
             nsp: nsp.to_owned(),
             out: out_tx,
             events: ev_rx,
@@ -220,6 +240,11 @@ impl TestClient {
             next_ack: 0,
             task,
         })
+    }
+
+    /// The private session id a server with connection state recovery gave this client.
+    pub fn pid(&self) -> Option<&str> {
+        self.pid.as_deref()
     }
 
     /// The socket id the server gave this client in the namespace.

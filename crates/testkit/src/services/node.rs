@@ -26,6 +26,12 @@ impl NodeServer {
     /// `broker_url`, or `mongo` on the MongoDB at `broker_url` (a capped collection), and waits
     /// until it listens.
     pub fn start(broker_url: &str, mode: &str) -> Self {
+        Self::start_with(broker_url, mode, &[])
+    }
+
+    /// [`start`](Self::start) with more options of `server.js` (`--csr`: connection state
+    /// recovery).
+    pub fn start_with(broker_url: &str, mode: &str, extra: &[&str]) -> Self {
         let broker = if mode == "mongo" {
             "--mongo"
         } else {
@@ -39,6 +45,7 @@ impl NodeServer {
         let mut child = Command::new("node")
             .arg(dir.join("server.js"))
             .args([broker, broker_url, "--mode", mode, "--port", "0"])
+            .args(extra)
             .current_dir(&dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
