@@ -36,7 +36,7 @@ fn main() -> Result<()> {
         Some("demo") => ci::mesh_demo(&args[1..]),
         Some("bench") => ci::bench(&args[1..]),
         other => bail!(
-            "unknown task {other:?}\n\nusage: cargo xtask <task>\n  ci     fmt --check, clippy -D warnings, all tests (what CI runs)\n  tidy   check the house rules\n  demo   three servers in a mesh with discovery, chatting (demo wire: the wire round trip)\n  bench  Switchboard against Node's adapters and socketioxide-redis (--quick, --runs N, --only a,b)"
+            "unknown task {other:?}\n\nusage: cargo xtask <task>\n  ci     fmt --check, clippy -D warnings, all tests (what CI runs)\n  tidy   check the house rules\n  demo   three servers in a mesh with discovery, chatting (demo wire: the wire round trip)\n  bench  Switchboard against Node's adapters and socketioxide-redis (--quick, --runs N, --only a,b; --mongo: the MongoDB adapters on a SecantusDB)"
         ),
     }
 }

@@ -34,7 +34,7 @@
 //!
 //! | Feature | Default | Enables |
 //! |---|---|---|
-//! | `prometheus` | no | the engine's metrics plus inserts, insert errors, stream restarts, resumes and possible-loss events ([`MongoMetrics`]) |
+//! | `prometheus` | no | the engine's metrics plus inserts, insert errors, stream restarts, resumes and possible-loss events (`MongoMetrics`) |
 //! | `__test-support` | no | `MongoTransport::crash_for_tests`; outside semver |
 //!
 //! # MSRV

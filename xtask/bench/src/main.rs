@@ -3,11 +3,13 @@
 //! machine. Implementations are interleaved (A B C…, A B C…) `--runs` times (3 by default, 1
 //! with `--quick`); the report gives medians and min–max, and ratios to socketioxide-redis and to
 //! Node classic. Writes `docs/benchmarks.md`, `docs/benchmarks/results.json` and the chart unless
-//! `--quick`; `--chart` only redraws the chart from `results.json`.
+//! `--quick`; `--chart` only redraws the chart from `results.json`. `--mongo` runs the MongoDB
+//! implementations instead, on a SecantusDB, and writes `docs/benchmarks/mongo.md`.
 #![allow(clippy::print_stdout)] // a command-line report
 
 mod chart;
 mod load;
+mod mongo;
 mod procs;
 mod report;
 mod scenarios;
@@ -17,7 +19,7 @@ use std::{net::SocketAddr, process::Command};
 
 use anyhow::{Result, bail};
 use switchboard_mesh_discovery::{Discovery, DiscoveryOptions, RunningDiscovery};
-use switchboard_testkit::services::RedisServer;
+use switchboard_testkit::services::{RedisServer, SecantusDb};
 
 use crate::{
     procs::{Proc, bench_server, interop_dir, publish_ceiling, server},
@@ -61,11 +63,11 @@ const QUICK: Sizes = Sizes {
 #[derive(Clone, Copy)]
 pub(crate) struct Impl {
     pub(crate) name: &'static str,
-    kind: Kind,
+    pub(crate) kind: Kind,
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Kind {
+pub(crate) enum Kind {
     /// `bench-server --impl <name>`.
     Rust(&'static str),
     /// `node bench-server.js --mode <mode>`.
@@ -114,20 +116,25 @@ impl Impl {
     }
 
     fn uses_redis(&self) -> bool {
-        !self.single() && self.kind != Kind::Rust("switchboard-mesh")
+        !self.single() && self.kind != Kind::Rust("switchboard-mesh") && !self.uses_mongo()
     }
 
-    fn command(&self, redis: &str, discovery: &str) -> Command {
+    fn uses_mongo(&self) -> bool {
+        mongo::IMPLS.iter().any(|m| m.kind == self.kind)
+    }
+
+    fn command(&self, redis: &str, discovery: &str, mongo: &str) -> Command {
         match self.kind {
             Kind::Rust(name) => {
                 let mut c = Command::new(bench_server());
                 c.args(["--impl", name, "--redis", redis, "--discovery", discovery]);
+                c.args(["--mongo", mongo]);
                 c
             }
             Kind::Node(mode) => {
                 let mut c = Command::new("node");
                 c.arg(interop_dir().join("bench-server.js"))
-                    .args(["--mode", mode, "--redis", redis]);
+                    .args(["--mode", mode, "--redis", redis, "--mongo", mongo]);
                 c
             }
         }
@@ -136,10 +143,33 @@ impl Impl {
 
 /// Starts `n` servers of `imp` (one for a single-server baseline) and waits until the cluster
 /// formed.
+/// The brokers of a run: redis always, SecantusDB with `--mongo`.
+struct Brokers {
+    redis: RedisServer,
+    mongo: Option<SecantusDb>,
+}
+
+impl Brokers {
+    fn mongo_url(&self) -> String {
+        self.mongo.as_ref().map(SecantusDb::url).unwrap_or_default()
+    }
+
+    /// The broker process whose CPU the adapter path reports.
+    fn pid(&self, imp: &Impl) -> Option<u32> {
+        if imp.uses_redis() {
+            self.redis.pid()
+        } else if imp.uses_mongo() {
+            self.mongo.as_ref().and_then(SecantusDb::pid)
+        } else {
+            None
+        }
+    }
+}
+
 async fn servers(
     imp: &Impl,
     n: usize,
-    redis: &RedisServer,
+    brokers: &Brokers,
 ) -> Result<(Vec<Proc>, Vec<SocketAddr>, Option<RunningDiscovery>)> {
     let discovery = if imp.kind == Kind::Rust("switchboard-mesh") {
         let local = ([127, 0, 0, 1], 0).into();
@@ -159,12 +189,13 @@ async fn servers(
     let mut procs = Vec::new();
     let mut addrs = Vec::new();
     for _ in 0..n {
-        let (p, a) = server(imp.command(&redis.url(), &url))?;
+        let (p, a) = server(imp.command(&brokers.redis.url(), &url, &brokers.mongo_url()))?;
         procs.push(p);
         addrs.push(a);
     }
-    if discovery.is_some() {
-        // the mesh connects asynchronously: wait until a fetchSockets sees every server
+    if discovery.is_some() || (imp.uses_mongo() && n > 1) {
+        // the mesh connects asynchronously, mongo servers know each other by heartbeats: wait
+        // until a fetchSockets sees every server
         let ctl = load::Control::connect(addrs[0]).await?;
         let _conns = load::Load::connect(&addrs, n).await?;
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -180,7 +211,7 @@ async fn servers(
                 break;
             }
             if tokio::time::Instant::now() > deadline {
-                bail!("the mesh did not form");
+                bail!("the cluster did not form");
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
@@ -191,19 +222,15 @@ async fn servers(
     Ok((procs, addrs, discovery))
 }
 
-async fn run_impl(
-    imp: &Impl,
-    redis: &RedisServer,
-    sizes: &Sizes,
-) -> Result<Vec<(String, Figures)>> {
+async fn run_impl(imp: &Impl, brokers: &Brokers, sizes: &Sizes) -> Result<Vec<(String, Figures)>> {
     let mut out = Vec::new();
-    let (procs, addrs, _d) = servers(imp, 2, redis).await?;
+    let (procs, addrs, _d) = servers(imp, 2, brokers).await?;
     out.push((
         "blast".into(),
         scenarios::blast(&procs, &addrs, sizes).await?,
     ));
     drop((procs, addrs, _d));
-    let (procs, addrs, _d) = servers(imp, 2, redis).await?;
+    let (procs, addrs, _d) = servers(imp, 2, brokers).await?;
     out.push((
         "paced".into(),
         scenarios::paced(&procs, &addrs, sizes).await?,
@@ -212,18 +239,18 @@ async fn run_impl(
     if imp.single() {
         return Ok(out);
     }
-    let redis_pid = redis.pid().filter(|_| imp.uses_redis());
+    let broker_pid = brokers.pid(imp);
     for (label, size, n) in [
         ("adapter path 64 B", 64, sizes.path_small),
         ("adapter path 4 KiB", 4096, sizes.path_large),
     ] {
-        let (procs, addrs, _d) = servers(imp, 2, redis).await?;
+        let (procs, addrs, _d) = servers(imp, 2, brokers).await?;
         out.push((
             label.into(),
-            scenarios::adapter_path(&procs, &addrs, redis_pid, size, n).await?,
+            scenarios::adapter_path(&procs, &addrs, broker_pid, size, n).await?,
         ));
     }
-    let (_procs, addrs, _d) = servers(imp, 3, redis).await?;
+    let (_procs, addrs, _d) = servers(imp, 3, brokers).await?;
     out.push(("requests".into(), scenarios::requests(&addrs, sizes).await?));
     Ok(out)
 }
@@ -236,7 +263,13 @@ async fn main() -> Result<()> {
         .and_then(|r| r.parse().ok())
         .unwrap_or(if quick { 1 } else { 3 });
     let only = arg(&args, "--only");
-    let sizes = if quick { &QUICK } else { &FULL };
+    let with_mongo = args.iter().any(|a| a == "--mongo");
+    let sizes = match (with_mongo, quick) {
+        (false, false) => &FULL,
+        (false, true) => &QUICK,
+        (true, false) => &mongo::FULL,
+        (true, true) => &mongo::QUICK,
+    };
     if args.iter().any(|a| a == "--chart") {
         // redraw the chart of the committed full run
         let results = Results::load(sizes)?;
@@ -249,8 +282,10 @@ async fn main() -> Result<()> {
     if !node {
         println!("(Node implementations skipped: run `npm ci` in xtask/interop)");
     }
-    let impls: Vec<Impl> = IMPLS
-        .into_iter()
+    let all: &[Impl] = if with_mongo { &mongo::IMPLS } else { &IMPLS };
+    let impls: Vec<Impl> = all
+        .iter()
+        .copied()
         .filter(|i| node || !matches!(i.kind, Kind::Node(_)))
         .filter(|i| {
             only.as_deref()
@@ -258,12 +293,16 @@ async fn main() -> Result<()> {
         })
         .collect();
     // redis-server on a free port, without persistence (needs redis-server on the PATH)
-    let redis = RedisServer::start();
+    let brokers = Brokers {
+        redis: RedisServer::start(),
+        // secantusd-py on the PATH (`pip install secantusdb`; .ci/run puts one in target/)
+        mongo: with_mongo.then(SecantusDb::start),
+    };
     let mut results = Results::new(quick, runs, sizes);
     for run in 0..runs {
         for imp in &impls {
             println!("run {}/{runs}: {}", run + 1, imp.name);
-            match run_impl(imp, &redis, sizes).await {
+            match run_impl(imp, &brokers, sizes).await {
                 Ok(figures) => {
                     for (scenario, f) in figures {
                         results.add(imp.name, &scenario, f);
@@ -272,10 +311,26 @@ async fn main() -> Result<()> {
                 Err(e) => println!("  failed: {e:#}"),
             }
         }
-        results.add_redis(publish_ceiling(
-            redis.port(),
-            if quick { 100_000 } else { 1_000_000 },
-        ));
+        if with_mongo {
+            let n = if quick { 2_000 } else { 10_000 };
+            match mongo::ceiling(&brokers.mongo_url(), n).await {
+                Ok(per_s) => results.add_broker(Some(per_s)),
+                Err(e) => println!("  SecantusDB ceiling failed: {e:#}"),
+            }
+        } else {
+            results.add_broker(publish_ceiling(
+                brokers.redis.port(),
+                if quick { 100_000 } else { 1_000_000 },
+            ));
+        }
+    }
+    if with_mongo {
+        let markdown = results.markdown_mongo(&impls);
+        println!("\n{markdown}");
+        if !quick {
+            results.write_mongo(&markdown)?;
+        }
+        return Ok(());
     }
     let markdown = results.markdown(&impls);
     println!("\n{markdown}");

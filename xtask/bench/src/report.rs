@@ -17,7 +17,8 @@ pub(crate) struct Results {
     sizes: String,
     /// (implementation, scenario) → one Figures per run.
     data: BTreeMap<(String, String), Vec<Figures>>,
-    redis_publish: Vec<f64>,
+    /// The broker's own ceiling per run: redis PUBLISH/s, or SecantusDB inserts/s.
+    broker: Vec<f64>,
 }
 
 fn median(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
@@ -67,7 +68,7 @@ impl Results {
                 s.clients, s.blast, s.warm, s.paced, s.path_small, s.path_large, s.requests
             ),
             data: BTreeMap::new(),
-            redis_publish: Vec::new(),
+            broker: Vec::new(),
         }
     }
 
@@ -78,8 +79,8 @@ impl Results {
             .push(f);
     }
 
-    pub(crate) fn add_redis(&mut self, publish: Option<f64>) {
-        self.redis_publish.extend(publish);
+    pub(crate) fn add_broker(&mut self, per_s: Option<f64>) {
+        self.broker.extend(per_s);
     }
 
     /// (median, min, max) of `metric`.
@@ -165,15 +166,15 @@ impl Results {
         Some(self.m(a.0, a.1, a.2)? / self.m(b.0, b.1, b.2)?)
     }
 
-    pub(crate) fn markdown(&self, impls: &[Impl]) -> String {
-        let mut out = String::new();
+    /// The command, date, machine and sizes.
+    fn header(&self, out: &mut String, command: &str) {
         let cpu = shell(
             "sh",
             &["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
         );
         let _ = writeln!(
             out,
-            "Command: `cargo xtask bench{}` ({} run{}, interleaved; median and min–max). Date: {}. Machine: {} cores ({}), {}. Node {}, {}.\n\nSizes: {}.",
+            "Command: `{command}{}` ({} run{}, interleaved; median and min–max). Date: {}. Machine: {} cores ({}), {}. Node {}, {}.\n\nSizes: {}.",
             if self.quick { " --quick" } else { "" },
             self.runs,
             if self.runs == 1 { "" } else { "s" },
@@ -188,6 +189,11 @@ impl Results {
             shell("sh", &["-c", "redis-server --version | cut -d' ' -f1-3"]),
             self.sizes,
         );
+    }
+
+    pub(crate) fn markdown(&self, impls: &[Impl]) -> String {
+        let mut out = String::new();
+        self.header(&mut out, "cargo xtask bench");
         self.table(
             &mut out,
             impls,
@@ -263,7 +269,7 @@ impl Results {
                 ("acks_answers", "acks"),
             ],
         );
-        if let Some((m, lo, hi)) = median(self.redis_publish.clone()) {
+        if let Some((m, lo, hi)) = median(self.broker.clone()) {
             let _ = writeln!(
                 out,
                 "\nBroker ceiling (`redis-benchmark` PUBLISH 64 B, 20 connections, pipeline 16): {} requests/s ({}–{}).",
@@ -349,6 +355,157 @@ impl Results {
         out
     }
 
+    /// The report of `cargo xtask bench --mongo`.
+    pub(crate) fn markdown_mongo(&self, impls: &[Impl]) -> String {
+        use crate::mongo::{NODE, SIOXIDE, SWITCHBOARD};
+        let mut out = String::new();
+        self.header(&mut out, "cargo xtask bench --mongo");
+        let vs = |metric: &'static str| {
+            [
+                (format!("{NODE}:{metric}"), "vs Node mongo-adapter"),
+                (format!("{SIOXIDE}:{metric}"), "vs socketioxide-mongodb"),
+            ]
+        };
+        let with = |cols: &[(&'static str, &'static str)], metric: &'static str| {
+            let mut all: Vec<(String, &str)> =
+                cols.iter().map(|(m, h)| ((*m).to_owned(), *h)).collect();
+            all.extend(vs(metric));
+            all
+        };
+        let tables: [(&str, Vec<(String, &str)>); 5] = [
+            (
+                "blast",
+                with(
+                    &[
+                        ("deliveries_per_s", "deliveries/s"),
+                        ("cpu_us_per_delivery", "server CPU µs/delivery"),
+                        ("p50_ms", "p50 ms"),
+                        ("p99_ms", "p99 ms"),
+                        ("peak_rss_mib", "peak RSS MiB"),
+                        ("lost", "lost"),
+                        ("client_cpu_pct", "load client CPU %"),
+                    ],
+                    "deliveries_per_s",
+                ),
+            ),
+            (
+                "paced",
+                with(
+                    &[
+                        ("local_p50_ms", "emitting p50 ms"),
+                        ("local_p99_ms", "emitting p99 ms"),
+                        ("remote_p50_ms", "remote p50 ms"),
+                        ("remote_p99_ms", "remote p99 ms"),
+                        ("cpu_us_per_delivery", "server CPU µs/delivery"),
+                        ("lost", "lost"),
+                    ],
+                    "remote_p99_ms",
+                ),
+            ),
+            (
+                "adapter path 64 B",
+                with(
+                    &[
+                        ("events_per_s", "cross-server events/s"),
+                        ("cpu_us_per_event_a", "CPU µs/event A"),
+                        ("cpu_us_per_event_b", "CPU µs/event B"),
+                        ("cpu_us_per_event_redis", "CPU µs/event SecantusDB"),
+                        ("lost", "lost"),
+                    ],
+                    "events_per_s",
+                ),
+            ),
+            (
+                "adapter path 4 KiB",
+                with(
+                    &[
+                        ("events_per_s", "cross-server events/s"),
+                        ("cpu_us_per_event_a", "CPU µs/event A"),
+                        ("cpu_us_per_event_b", "CPU µs/event B"),
+                        ("cpu_us_per_event_redis", "CPU µs/event SecantusDB"),
+                        ("lost", "lost"),
+                    ],
+                    "events_per_s",
+                ),
+            ),
+            (
+                "requests",
+                vec![
+                    ("fetch_p50_ms".into(), "fetchSockets p50 ms"),
+                    ("fetch_p99_ms".into(), "fetchSockets p99 ms"),
+                    ("fetch_answers".into(), "sockets found"),
+                    ("acks_p50_ms".into(), "broadcast with acks p50 ms"),
+                    ("acks_p99_ms".into(), "broadcast with acks p99 ms"),
+                    ("acks_answers".into(), "acks"),
+                ],
+            ),
+        ];
+        for (scenario, cols) in &tables {
+            let cols: Vec<(&str, &str)> = cols.iter().map(|(m, h)| (m.as_str(), *h)).collect();
+            self.table(&mut out, impls, scenario, &cols);
+        }
+        if let Some((m, lo, hi)) = median(self.broker.clone()) {
+            let _ = writeln!(
+                out,
+                "\nSecantusDB ceiling (one client inserting 64 B documents with `insertMany` batches of 256, counted by a change stream watcher): {} documents/s ({}–{}).",
+                num(m),
+                num(lo),
+                num(hi)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n### Targets (Switchboard mongo, ratios in this run)\n\n| target | goal | measured |\n|---|---|---|"
+        );
+        for (base, label) in [(NODE, "Node mongo-adapter"), (SIOXIDE, "socketioxide-mongodb")] {
+            for (what, scenario, metric, at_least) in [
+                ("blast deliveries/s", "blast", "deliveries_per_s", true),
+                ("blast CPU/delivery", "blast", "cpu_us_per_delivery", false),
+                ("adapter path 64 B events/s", "adapter path 64 B", "events_per_s", true),
+            ] {
+                self.target(
+                    &mut out,
+                    &format!("{what} vs {label}"),
+                    self.ratio_of((SWITCHBOARD, scenario, metric), (base, scenario, metric)),
+                    1.0,
+                    at_least,
+                );
+            }
+        }
+        out
+    }
+
+    /// `docs/benchmarks/mongo.md` (the report under its preamble) and
+    /// `docs/benchmarks/mongo-results.json`.
+    pub(crate) fn write_mongo(&self, markdown: &str) -> Result<()> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/benchmarks");
+        std::fs::create_dir_all(&dir)?;
+        let runs: Vec<_> = self
+            .data
+            .iter()
+            .map(|((imp, scenario), figures)| {
+                json!({"implementation": imp, "scenario": scenario, "runs": figures})
+            })
+            .collect();
+        let json = json!({
+            "runs": self.runs,
+            "sizes": self.sizes,
+            "results": runs,
+            "secantusdb_inserts_per_s": self.broker,
+        });
+        std::fs::write(
+            dir.join("mongo-results.json"),
+            serde_json::to_string_pretty(&json)?,
+        )?;
+        let preamble = std::fs::read_to_string(dir.join("mongo-preamble.md"))
+            .unwrap_or_else(|_| "# MongoDB benchmarks\n".into());
+        std::fs::write(
+            dir.join("mongo.md"),
+            format!("{preamble}\n## Results\n\n{markdown}"),
+        )?;
+        Ok(())
+    }
+
     /// Draws `docs/benchmarks/chart.png`; false (and says why) when it cannot.
     pub(crate) fn draw_chart(&self, impls: &[Impl]) -> bool {
         let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
@@ -430,7 +587,7 @@ impl Results {
             "runs": self.runs,
             "sizes": self.sizes,
             "results": runs,
-            "redis_publish_per_s": self.redis_publish,
+            "redis_publish_per_s": self.broker,
         });
         std::fs::write(
             docs.join("benchmarks/results.json"),

@@ -88,6 +88,11 @@ impl SecantusDb {
         self.port
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Stops the server (clients see the connection drop; the data is gone).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -1,4 +1,4 @@
-//! One benchmark server: `bench-server --impl <name> [--redis URL] [--discovery URL]`. Prints
+//! One benchmark server: `bench-server --impl <name> [--redis URL] [--discovery URL] [--mongo URL]`. Prints
 //! `ready <port>` once it listens. Every implementation runs the same app:
 //!
 //! - namespace `/`: load clients; each receives `count` events `{seq, ts, pad}` and acks `ask`;
@@ -158,6 +158,16 @@ async fn serve<A: Adapter + DefinedAdapter>(
     Ok(())
 }
 
+/// The capped collection of every mongo implementation: large enough that a blast never wraps
+/// around while a change stream still reads it.
+const MONGO_CAPPED_SIZE: u64 = 256 << 20;
+
+/// The database `bench` of `--mongo URL`.
+async fn mongo_db(args: &[String]) -> Result<mongodb::Database> {
+    let url = arg(args, "--mongo").context("--mongo")?;
+    Ok(mongodb::Client::with_uri_str(&url).await?.database("bench"))
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     // warnings (a lagging subscriber, dropped messages) reach the harness's output
@@ -209,6 +219,44 @@ async fn main() -> Result<()> {
             let state = ClusterState::new(transport, config);
             serve(
                 SocketIo::builder().with_adapter::<MeshAdapter<Emitter>>(state),
+                init,
+            )
+            .await
+        }
+        "switchboard-mongo" => {
+            let db = mongo_db(&args).await?;
+            let collection = switchboard_adapter_mongo::create_capped_collection(
+                &db,
+                "switchboard-events",
+                MONGO_CAPPED_SIZE,
+            )
+            .await?;
+            let transport = switchboard_adapter_mongo::MongoTransport::new(
+                collection,
+                switchboard_adapter_mongo::MongoOptions::default(),
+            );
+            let state = ClusterState::new(transport, config);
+            serve(
+                SocketIo::builder()
+                    .with_adapter::<switchboard_adapter_mongo::MongoAdapter<Emitter>>(state),
+                init,
+            )
+            .await
+        }
+        "socketioxide-mongodb" => {
+            use socketioxide_mongodb::{
+                MessageExpirationStrategy, MongoDbAdapter, MongoDbAdapterConfig, MongoDbAdapterCtr,
+            };
+            let db = mongo_db(&args).await?;
+            // a capped collection like the others (its default is a TTL index)
+            let config = MongoDbAdapterConfig::new()
+                .with_collection("socketioxide-events")
+                .with_expiration_strategy(MessageExpirationStrategy::CappedCollection(
+                    MONGO_CAPPED_SIZE,
+                ));
+            let ctr = MongoDbAdapterCtr::new_with_mongodb_config(db, config).await?;
+            serve(
+                SocketIo::builder().with_adapter::<MongoDbAdapter<Emitter>>(ctr),
                 init,
             )
             .await
