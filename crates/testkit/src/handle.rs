@@ -30,6 +30,9 @@ use switchboard_adapter_core::Transport;
 trait Control: Send + Sync {
     fn call(&self, op: Op) -> BoxFuture<'_, Result<Json, Failure>>;
     fn crash(&self);
+    fn pid(&self) -> Option<u32> {
+        None
+    }
 }
 
 struct Local<T: Transport> {
@@ -101,6 +104,10 @@ impl Control for Process {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .start_kill();
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.child.lock().unwrap_or_else(|p| p.into_inner()).id()
     }
 }
 
@@ -190,6 +197,11 @@ impl Server {
     /// Kills the server: it vanishes without saying goodbye.
     pub fn crash(&self) {
         self.ctl.crash();
+    }
+
+    /// The process id of a server that is a process (to stop it, say), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.ctl.pid()
     }
 
     /// `emit` to `to`.
