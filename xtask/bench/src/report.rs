@@ -457,11 +457,19 @@ impl Results {
             out,
             "\n### Targets (Switchboard mongo, ratios in this run)\n\n| target | goal | measured |\n|---|---|---|"
         );
-        for (base, label) in [(NODE, "Node mongo-adapter"), (SIOXIDE, "socketioxide-mongodb")] {
+        for (base, label) in [
+            (NODE, "Node mongo-adapter"),
+            (SIOXIDE, "socketioxide-mongodb"),
+        ] {
             for (what, scenario, metric, at_least) in [
                 ("blast deliveries/s", "blast", "deliveries_per_s", true),
                 ("blast CPU/delivery", "blast", "cpu_us_per_delivery", false),
-                ("adapter path 64 B events/s", "adapter path 64 B", "events_per_s", true),
+                (
+                    "adapter path 64 B events/s",
+                    "adapter path 64 B",
+                    "events_per_s",
+                    true,
+                ),
             ] {
                 self.target(
                     &mut out,
