@@ -183,3 +183,50 @@ async fn a_restarted_worker_rejoins() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(b.receives("again", WAIT).await);
 }
+
+/// The `cluster` example: a primary with two workers of itself; a shout crosses them, and the
+/// workers count each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_example_runs() {
+    use tokio::io::AsyncBufReadExt;
+    let mut primary = tokio::process::Command::new(example("cluster"))
+        .args(["--workers", "2", "--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = primary.stdout.take().unwrap_or_else(|| panic!("stdout"));
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut ports = Vec::new();
+    while ports.len() < 2 {
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("the workers did not start"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("the primary exited"));
+        if let Some(p) = line.strip_prefix("ready ").and_then(|p| p.parse::<u16>().ok()) {
+            ports.push(p);
+        }
+    }
+    let addr = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
+    let mut a = TestClient::connect(addr(ports[0]), "/", json!({}), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut b = TestClient::connect(addr(ports[1]), "/", json!({}), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    eventually(WAIT, async || {
+        let n = a.emit_with_ack("count", vec![], WAIT).await;
+        check(n == Some(vec![json!(2)]), || format!("count {n:?}"))
+    })
+    .await;
+    a.emit("shout", vec![json!("hello")]);
+    let got = b
+        .expect("shouted", WAIT)
+        .await
+        .unwrap_or_else(|| panic!("the shout did not cross workers"));
+    assert_eq!(got.args, vec![json!("hello")]);
+    // the workers go with the primary (their stdin closes)
+    let _ = primary.kill().await;
+    assert!(b.disconnected(WAIT).await);
+}
