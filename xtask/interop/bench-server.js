@@ -3,6 +3,8 @@
 //
 //   node bench-server.js --mode classic|sharded|none [--redis redis://127.0.0.1:6379]
 //   node bench-server.js --mode mongo --mongo mongodb://127.0.0.1:27017/?directConnection=true
+//   node bench-server.js --mode cluster --workers 2   (Node's cluster: the primary relays, each
+//                                                      worker prints `ready <port> <pid>`)
 //
 // Prints `ready <port>` once listening. Namespace "/" holds the load clients; namespace "/ctl"
 // takes "blast" {start, count, size, rate}, "fetch" n and "acks" n, each with an ack callback.
@@ -27,6 +29,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function adapter() {
   if (mode === "none") return undefined;
+  if (mode === "cluster") {
+    return require("@socket.io/cluster-adapter").createAdapter();
+  }
   if (mode === "mongo") {
     // @socket.io/mongo-adapter on a capped collection, as its README shows (larger, so a blast
     // never wraps around)
@@ -110,10 +115,27 @@ async function main() {
       ack(times);
     });
   });
-  server.listen(0, "127.0.0.1", () => console.log(`ready ${server.address().port}`));
+  // exclusive: in Node's cluster each worker gets a port of its own (not the primary's shared,
+  // round-robin one), so the harness can talk to each worker as to a server
+  server.listen({ port: 0, host: "127.0.0.1", exclusive: true }, () =>
+    console.log(`ready ${server.address().port}${mode === "cluster" ? ` ${process.pid}` : ""}`),
+  );
 }
 
-main().catch((e) => {
+// Node's cluster, as @socket.io/cluster-adapter's README sets it up: the primary relays, with
+// the "advanced" serialization so that binary survives
+function primary() {
+  const cluster = require("node:cluster");
+  const { setupPrimary } = require("@socket.io/cluster-adapter");
+  setupPrimary();
+  cluster.setupPrimary({ serialization: "advanced" });
+  const n = Number(arg("workers", "2"));
+  for (let i = 0; i < n; i++) cluster.fork();
+}
+
+if (mode === "cluster" && require("node:cluster").isPrimary) {
+  primary();
+} else main().catch((e) => {
   console.error(e);
   process.exit(1);
 });

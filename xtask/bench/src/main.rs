@@ -3,8 +3,10 @@
 //! machine. Implementations are interleaved (A B C…, A B C…) `--runs` times (3 by default, 1
 //! with `--quick`); the report gives medians and min–max, and ratios to socketioxide-redis and to
 //! Node classic. Writes `docs/benchmarks.md`, `docs/benchmarks/results.json` and the chart unless
-//! `--quick`; `--chart` only redraws the chart from `results.json`. `--mongo` runs the MongoDB
-//! implementations instead, on a SecantusDB, and writes `docs/benchmarks/mongo.md`.
+//! `--quick`; `--chart` only redraws the chart from `results.json`. A full run with `--only`
+//! re-measures those implementations and keeps the others' committed figures (the report says
+//! when each was measured). `--mongo` runs the MongoDB implementations instead, on a SecantusDB,
+//! and writes `docs/benchmarks/mongo.md`.
 #![allow(clippy::print_stdout)] // a command-line report
 
 mod chart;
@@ -74,7 +76,7 @@ pub(crate) enum Kind {
     Node(&'static str),
 }
 
-pub(crate) const IMPLS: [Impl; 8] = [
+pub(crate) const IMPLS: [Impl; 10] = [
     Impl {
         name: "switchboard redis classic",
         kind: Kind::Rust("switchboard-redis"),
@@ -88,6 +90,10 @@ pub(crate) const IMPLS: [Impl; 8] = [
         kind: Kind::Rust("switchboard-mesh"),
     },
     Impl {
+        name: "switchboard cluster",
+        kind: Kind::Rust("switchboard-cluster"),
+    },
+    Impl {
         name: "socketioxide-redis 0.4",
         kind: Kind::Rust("socketioxide-redis"),
     },
@@ -98,6 +104,10 @@ pub(crate) const IMPLS: [Impl; 8] = [
     Impl {
         name: "node redis-adapter sharded",
         kind: Kind::Node("sharded"),
+    },
+    Impl {
+        name: "node cluster-adapter 0.3",
+        kind: Kind::Node("cluster"),
     },
     Impl {
         name: "socketioxide, no adapter (1 server)",
@@ -116,7 +126,12 @@ impl Impl {
     }
 
     fn uses_redis(&self) -> bool {
-        !self.single() && self.kind != Kind::Rust("switchboard-mesh") && !self.uses_mongo()
+        !self.single()
+            && !matches!(
+                self.kind,
+                Kind::Rust("switchboard-mesh" | "switchboard-cluster") | Kind::Node("cluster")
+            )
+            && !self.uses_mongo()
     }
 
     fn uses_mongo(&self) -> bool {
@@ -143,15 +158,22 @@ impl Impl {
 
 /// Starts `n` servers of `imp` (one for a single-server baseline) and waits until the cluster
 /// formed.
-/// The brokers of a run: redis always, SecantusDB with `--mongo`.
+/// The brokers of a run: redis always; with `--mongo`, one SecantusDB per implementation (a slow
+/// implementation's backlog in the Python server must not weigh on the next one).
 struct Brokers {
     redis: RedisServer,
-    mongo: Option<SecantusDb>,
+    mongos: Vec<SecantusDb>,
+    /// Which of `mongos` the implementation being measured uses.
+    current: usize,
 }
 
 impl Brokers {
+    fn mongo(&self) -> Option<&SecantusDb> {
+        self.mongos.get(self.current)
+    }
+
     fn mongo_url(&self) -> String {
-        self.mongo.as_ref().map(SecantusDb::url).unwrap_or_default()
+        self.mongo().map(SecantusDb::url).unwrap_or_default()
     }
 
     /// The broker process whose CPU the adapter path reports.
@@ -159,18 +181,24 @@ impl Brokers {
         if imp.uses_redis() {
             self.redis.pid()
         } else if imp.uses_mongo() {
-            self.mongo.as_ref().and_then(SecantusDb::pid)
+            self.mongo().and_then(SecantusDb::pid)
         } else {
             None
         }
     }
 }
 
+/// What must live as long as a cluster's servers: the discovery service, Node's cluster primary.
+struct Guard {
+    _discovery: Option<RunningDiscovery>,
+    primary: Option<Proc>,
+}
+
 async fn servers(
     imp: &Impl,
     n: usize,
     brokers: &Brokers,
-) -> Result<(Vec<Proc>, Vec<SocketAddr>, Option<RunningDiscovery>)> {
+) -> Result<(Vec<Proc>, Vec<SocketAddr>, Guard)> {
     let discovery = if imp.kind == Kind::Rust("switchboard-mesh") {
         let local = ([127, 0, 0, 1], 0).into();
         Some(
@@ -186,19 +214,52 @@ async fn servers(
         .map(RunningDiscovery::url)
         .unwrap_or_default();
     let n = if imp.single() { 1 } else { n };
+    // the cluster transport's relay: a socket of its own per cluster, hosted by the first server
+    let relay = std::env::temp_dir().join(format!(
+        "sb-bench-{}-{}.sock",
+        std::process::id(),
+        shared::now_us()
+    ));
     let mut procs = Vec::new();
     let mut addrs = Vec::new();
-    for _ in 0..n {
-        let (p, a) = server(imp.command(&brokers.redis.url(), &url, &brokers.mongo_url()))?;
+    let mut primary = None;
+    if imp.kind == Kind::Node("cluster") {
+        // one primary forks the workers (Node's `cluster`); the primary is the relay
+        let mut command = imp.command(&brokers.redis.url(), &url, &brokers.mongo_url());
+        command.args(["--workers", &n.to_string()]);
+        let (p, workers) = procs::cluster(command, n)?;
+        primary = Some(p);
+        for (w, a) in workers {
+            procs.push(w);
+            addrs.push(a);
+        }
+    }
+    for i in 0..n {
+        if primary.is_some() {
+            break;
+        }
+        let mut command = imp.command(&brokers.redis.url(), &url, &brokers.mongo_url());
+        if imp.kind == Kind::Rust("switchboard-cluster") {
+            command.arg("--relay").arg(&relay);
+            if i == 0 {
+                command.arg("--primary");
+            }
+        }
+        let (p, a) = server(command)?;
         procs.push(p);
         addrs.push(a);
     }
-    if discovery.is_some() || (imp.uses_mongo() && n > 1) {
-        // the mesh connects asynchronously, mongo servers know each other by heartbeats: wait
-        // until a fetchSockets sees every server
+    let heartbeats = imp.uses_mongo()
+        || matches!(
+            imp.kind,
+            Kind::Rust("switchboard-cluster") | Kind::Node("cluster")
+        );
+    if discovery.is_some() || (heartbeats && n > 1) {
+        // the mesh connects asynchronously, mongo and cluster servers know each other by
+        // heartbeats: wait until a fetchSockets sees every server
         let ctl = load::Control::connect(addrs[0]).await?;
         let _conns = load::Load::connect(&addrs, n).await?;
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let r = ctl
                 .call(
@@ -219,7 +280,14 @@ async fn servers(
         // redis subscriptions settle within a moment; give them one
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
-    Ok((procs, addrs, discovery))
+    Ok((
+        procs,
+        addrs,
+        Guard {
+            _discovery: discovery,
+            primary,
+        },
+    ))
 }
 
 async fn run_impl(imp: &Impl, brokers: &Brokers, sizes: &Sizes) -> Result<Vec<(String, Figures)>> {
@@ -239,12 +307,13 @@ async fn run_impl(imp: &Impl, brokers: &Brokers, sizes: &Sizes) -> Result<Vec<(S
     if imp.single() {
         return Ok(out);
     }
-    let broker_pid = brokers.pid(imp);
     for (label, size, n) in [
         ("adapter path 64 B", 64, sizes.path_small),
         ("adapter path 4 KiB", 4096, sizes.path_large),
     ] {
         let (procs, addrs, _d) = servers(imp, 2, brokers).await?;
+        // Node's cluster primary is its relay: in the broker column
+        let broker_pid = _d.primary.as_ref().map(Proc::pid).or(brokers.pid(imp));
         out.push((
             label.into(),
             scenarios::adapter_path(&procs, &addrs, broker_pid, size, n).await?,
@@ -293,15 +362,21 @@ async fn main() -> Result<()> {
         })
         .collect();
     // redis-server on a free port, without persistence (needs redis-server on the PATH)
-    let brokers = Brokers {
+    let mut brokers = Brokers {
         redis: RedisServer::start(),
         // secantusd-py on the PATH (`pip install secantusdb`; .ci/run puts one in target/)
-        mongo: with_mongo.then(SecantusDb::start),
+        mongos: if with_mongo {
+            impls.iter().map(|_| SecantusDb::start()).collect()
+        } else {
+            Vec::new()
+        },
+        current: 0,
     };
     let mut results = Results::new(quick, runs, sizes);
     for run in 0..runs {
-        for imp in &impls {
+        for (i, imp) in impls.iter().enumerate() {
             println!("run {}/{runs}: {}", run + 1, imp.name);
+            brokers.current = i;
             match run_impl(imp, &brokers, sizes).await {
                 Ok(figures) => {
                     for (scenario, f) in figures {
@@ -313,6 +388,8 @@ async fn main() -> Result<()> {
         }
         if with_mongo {
             let n = if quick { 2_000 } else { 10_000 };
+            // the first implementation's server, idle now
+            brokers.current = 0;
             match mongo::ceiling(&brokers.mongo_url(), n).await {
                 Ok(per_s) => results.add_broker(Some(per_s)),
                 Err(e) => println!("  SecantusDB ceiling failed: {e:#}"),
@@ -324,6 +401,14 @@ async fn main() -> Result<()> {
             ));
         }
     }
+    if only.is_some() && !quick {
+        // a partial full run: the other implementations keep their committed figures
+        let file = if with_mongo { "mongo-results.json" } else { "results.json" };
+        if let Ok(previous) = Results::load_from(file, sizes) {
+            results.merge_previous(previous);
+        }
+    }
+    let impls: Vec<Impl> = all.to_vec();
     if with_mongo {
         let markdown = results.markdown_mongo(&impls);
         println!("\n{markdown}");

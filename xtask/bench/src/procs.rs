@@ -39,21 +39,31 @@ pub(crate) fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// A child process killed on drop.
+/// A server process killed on drop: a child of ours, or a worker of one (Node's `cluster`).
 pub(crate) struct Proc {
-    child: Child,
+    child: Option<Child>,
+    pid: u32,
 }
 
 impl Proc {
     pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
     }
 }
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match &mut self.child {
+            Some(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            None => {
+                let _ = Command::new("kill")
+                    .args(["-9", &self.pid.to_string()])
+                    .status();
+            }
+        }
     }
 }
 
@@ -93,7 +103,11 @@ pub(crate) fn server(mut command: Command) -> Result<(Proc, SocketAddr)> {
         .spawn()
         .with_context(|| format!("{command:?}"))?;
     let stdout = child.stdout.take().context("stdout")?;
-    let proc = Proc { child };
+    let pid = child.id();
+    let proc = Proc {
+        child: Some(child),
+        pid,
+    };
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line)?;
     let port: u16 = line
@@ -102,6 +116,47 @@ pub(crate) fn server(mut command: Command) -> Result<(Proc, SocketAddr)> {
         .and_then(|p| p.parse().ok())
         .with_context(|| format!("{command:?} said {line:?}"))?;
     Ok((proc, SocketAddr::from(([127, 0, 0, 1], port))))
+}
+
+/// Starts a primary that forks `n` workers, each saying `ready <port> <pid>`: the primary (the
+/// relay) and the workers (the servers).
+pub(crate) fn cluster(mut command: Command, n: usize) -> Result<(Proc, Vec<(Proc, SocketAddr)>)> {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("{command:?}"))?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let pid = child.id();
+    let primary = Proc {
+        child: Some(child),
+        pid,
+    };
+    let mut lines = BufReader::new(stdout);
+    let mut workers = Vec::new();
+    while workers.len() < n {
+        let mut line = String::new();
+        if lines.read_line(&mut line)? == 0 {
+            anyhow::bail!("{command:?} exited with {} of {n} workers ready", workers.len());
+        }
+        let mut words = line.trim().strip_prefix("ready ").unwrap_or("").split(' ');
+        let port: Option<u16> = words.next().and_then(|p| p.parse().ok());
+        let pid: Option<u32> = words.next().and_then(|p| p.parse().ok());
+        if let (Some(port), Some(pid)) = (port, pid) {
+            workers.push((
+                Proc { child: None, pid },
+                SocketAddr::from(([127, 0, 0, 1], port)),
+            ));
+        }
+    }
+    // keep reading so the primary never blocks on a full pipe
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while lines.read_line(&mut sink).is_ok_and(|n| n > 0) {
+            sink.clear();
+        }
+    });
+    Ok((primary, workers))
 }
 
 /// The bench-server binary next to this one.

@@ -19,6 +19,10 @@ pub(crate) struct Results {
     data: BTreeMap<(String, String), Vec<Figures>>,
     /// The broker's own ceiling per run: redis PUBLISH/s, or SecantusDB inserts/s.
     broker: Vec<f64>,
+    /// When each implementation was measured (a run with `--only` keeps the others' figures).
+    measured: BTreeMap<String, String>,
+    /// When this run started.
+    date: String,
 }
 
 fn median(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
@@ -69,10 +73,15 @@ impl Results {
             ),
             data: BTreeMap::new(),
             broker: Vec::new(),
+            measured: BTreeMap::new(),
+            date: shell("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         }
     }
 
     pub(crate) fn add(&mut self, imp: &str, scenario: &str, f: Figures) {
+        self.measured
+            .entry(imp.to_owned())
+            .or_insert_with(|| self.date.clone());
         self.data
             .entry((imp.to_owned(), scenario.to_owned()))
             .or_default()
@@ -194,6 +203,7 @@ impl Results {
     pub(crate) fn markdown(&self, impls: &[Impl]) -> String {
         let mut out = String::new();
         self.header(&mut out, "cargo xtask bench");
+        self.dates(&mut out);
         self.table(
             &mut out,
             impls,
@@ -329,6 +339,20 @@ impl Results {
                 true,
             ),
             (
+                "blast deliveries/s: cluster vs mesh",
+                ("switchboard cluster", "blast", "deliveries_per_s"),
+                (mesh, "blast", "deliveries_per_s"),
+                1.0,
+                true,
+            ),
+            (
+                "adapter path 64 B: cluster vs mesh",
+                ("switchboard cluster", "adapter path 64 B", "events_per_s"),
+                (mesh, "adapter path 64 B", "events_per_s"),
+                1.0,
+                true,
+            ),
+            (
                 "peak RSS per server vs socketioxide-redis (blast)",
                 (sb, "blast", "peak_rss_mib"),
                 (SIOXIDE_REDIS, "blast", "peak_rss_mib"),
@@ -360,6 +384,7 @@ impl Results {
         use crate::mongo::{NODE, SIOXIDE, SWITCHBOARD};
         let mut out = String::new();
         self.header(&mut out, "cargo xtask bench --mongo");
+        self.dates(&mut out);
         let vs = |metric: &'static str| {
             [
                 (format!("{NODE}:{metric}"), "vs Node mongo-adapter"),
@@ -500,6 +525,7 @@ impl Results {
             "sizes": self.sizes,
             "results": runs,
             "secantusdb_inserts_per_s": self.broker,
+            "measured": self.measured,
         });
         std::fs::write(
             dir.join("mongo-results.json"),
@@ -557,10 +583,14 @@ impl Results {
 
     /// The figures of a full run, from `docs/benchmarks/results.json`.
     pub(crate) fn load(s: &Sizes) -> Result<Self> {
+        Self::load_from("results.json", s)
+    }
+
+    /// The figures of a full run, from `docs/benchmarks/<file>`.
+    pub(crate) fn load_from(file: &str, s: &Sizes) -> Result<Self> {
         let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
-        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
-            docs.join("benchmarks/results.json"),
-        )?)?;
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(docs.join("benchmarks").join(file))?)?;
         let mut results = Results::new(false, 3, s);
         for r in json["results"].as_array().into_iter().flatten() {
             let runs: Vec<Figures> = serde_json::from_value(r["runs"].clone())?;
@@ -572,7 +602,57 @@ impl Results {
                 );
             }
         }
+        results.measured = json["measured"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect();
+        for key in ["redis_publish_per_s", "secantusdb_inserts_per_s"] {
+            results
+                .broker
+                .extend(json[key].as_array().into_iter().flatten().filter_map(|v| v.as_f64()));
+        }
         Ok(results)
+    }
+
+    /// Keeps `previous`'s figures of the implementations this run did not measure (`--only`).
+    pub(crate) fn merge_previous(&mut self, previous: Results) {
+        let measured_now: std::collections::BTreeSet<String> =
+            self.data.keys().map(|(imp, _)| imp.clone()).collect();
+        for ((imp, scenario), runs) in previous.data {
+            if !measured_now.contains(&imp) {
+                let date = previous
+                    .measured
+                    .get(&imp)
+                    .cloned()
+                    .unwrap_or_else(|| "the previous full run".to_owned());
+                self.measured.insert(imp.clone(), date);
+                self.data.insert((imp, scenario), runs);
+            }
+        }
+    }
+
+    /// A line saying when each implementation was measured, when that differs.
+    fn dates(&self, out: &mut String) {
+        let mut by_date: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (imp, date) in &self.measured {
+            by_date.entry(date.as_str()).or_default().push(imp.as_str());
+        }
+        if by_date.len() > 1 {
+            let _ = writeln!(
+                out,
+                "\nMeasured in more than one session (`--only` re-measures some implementations and keeps the others): {}.",
+                by_date
+                    .iter()
+                    .map(|(d, imps)| {
+                        let on = if d.starts_with("the ") { "in" } else { "on" };
+                        format!("{} {on} {d}", imps.join(", "))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
     }
 
     /// `docs/benchmarks.md` (the report under a fixed preamble) and `docs/benchmarks/results.json`.
@@ -596,6 +676,7 @@ impl Results {
             "sizes": self.sizes,
             "results": runs,
             "redis_publish_per_s": self.broker,
+            "measured": self.measured,
         });
         std::fs::write(
             docs.join("benchmarks/results.json"),

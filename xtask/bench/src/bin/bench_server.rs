@@ -1,4 +1,5 @@
-//! One benchmark server: `bench-server --impl <name> [--redis URL] [--discovery URL] [--mongo URL]`. Prints
+//! One benchmark server: `bench-server --impl <name> [--redis URL] [--discovery URL] [--mongo URL]
+//! [--relay PATH [--primary]]`. Prints
 //! `ready <port>` once it listens. Every implementation runs the same app:
 //!
 //! - namespace `/`: load clients; each receives `count` events `{seq, ts, pad}` and acks `ask`;
@@ -219,6 +220,25 @@ async fn main() -> Result<()> {
             let state = ClusterState::new(transport, config);
             serve(
                 SocketIo::builder().with_adapter::<MeshAdapter<Emitter>>(state),
+                init,
+            )
+            .await
+        }
+        "switchboard-cluster" => {
+            use switchboard_adapter_cluster::{
+                ClusterAdapter, ClusterOptions, ClusterTransport, Relay, RelayOptions,
+            };
+            let path = arg(&args, "--relay").context("--relay")?;
+            // the first server of a cluster hosts the relay, as a primary process would
+            let _relay = if args.iter().any(|a| a == "--primary") {
+                Some(Relay::bind(&path, RelayOptions::default()).await?)
+            } else {
+                None
+            };
+            let transport = ClusterTransport::connect(&path, ClusterOptions::default()).await?;
+            let state = ClusterState::new(transport, config);
+            serve(
+                SocketIo::builder().with_adapter::<ClusterAdapter<Emitter>>(state),
                 init,
             )
             .await
