@@ -204,7 +204,10 @@ async fn the_cluster_example_runs() {
             .unwrap_or_else(|_| panic!("the workers did not start"))
             .unwrap_or_else(|e| panic!("{e}"))
             .unwrap_or_else(|| panic!("the primary exited"));
-        if let Some(p) = line.strip_prefix("ready ").and_then(|p| p.parse::<u16>().ok()) {
+        if let Some(p) = line
+            .strip_prefix("ready ")
+            .and_then(|p| p.parse::<u16>().ok())
+        {
             ports.push(p);
         }
     }

@@ -403,7 +403,11 @@ async fn main() -> Result<()> {
     }
     if only.is_some() && !quick {
         // a partial full run: the other implementations keep their committed figures
-        let file = if with_mongo { "mongo-results.json" } else { "results.json" };
+        let file = if with_mongo {
+            "mongo-results.json"
+        } else {
+            "results.json"
+        };
         if let Ok(previous) = Results::load_from(file, sizes) {
             results.merge_previous(previous);
         }

@@ -137,7 +137,10 @@ pub(crate) fn cluster(mut command: Command, n: usize) -> Result<(Proc, Vec<(Proc
     while workers.len() < n {
         let mut line = String::new();
         if lines.read_line(&mut line)? == 0 {
-            anyhow::bail!("{command:?} exited with {} of {n} workers ready", workers.len());
+            anyhow::bail!(
+                "{command:?} exited with {} of {n} workers ready",
+                workers.len()
+            );
         }
         let mut words = line.trim().strip_prefix("ready ").unwrap_or("").split(' ');
         let port: Option<u16> = words.next().and_then(|p| p.parse().ok());

@@ -589,8 +589,9 @@ impl Results {
     /// The figures of a full run, from `docs/benchmarks/<file>`.
     pub(crate) fn load_from(file: &str, s: &Sizes) -> Result<Self> {
         let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
-        let json: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(docs.join("benchmarks").join(file))?)?;
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+            docs.join("benchmarks").join(file),
+        )?)?;
         let mut results = Results::new(false, 3, s);
         for r in json["results"].as_array().into_iter().flatten() {
             let runs: Vec<Figures> = serde_json::from_value(r["runs"].clone())?;
@@ -609,9 +610,13 @@ impl Results {
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
             .collect();
         for key in ["redis_publish_per_s", "secantusdb_inserts_per_s"] {
-            results
-                .broker
-                .extend(json[key].as_array().into_iter().flatten().filter_map(|v| v.as_f64()));
+            results.broker.extend(
+                json[key]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_f64()),
+            );
         }
         Ok(results)
     }
