@@ -1,5 +1,5 @@
-//! Workers as processes of their own (the `suite_server` example) on a relay in this process:
-//! the engine's conformance suite; a worker killed (`kill -9`) in the middle of a broadcast with
+//! Workers as processes of their own (the `cluster_suite_server` example) on a relay in this
+//! process: the engine's conformance suite; a worker killed (`kill -9`) in the middle of a broadcast with
 //! acks and of a fetchSockets ends both at once with what the live workers answered, long before
 //! any timeout; a restarted worker rejoins.
 
@@ -50,14 +50,14 @@ fn socket_path() -> PathBuf {
     ))
 }
 
-/// Every server of the conformance suite is a `suite_server` process; the relay runs here.
+/// Every server of the conformance suite is a `cluster_suite_server` process; the relay runs here.
 struct Processes {
     relay: Relay,
 }
 
 impl Processes {
     async fn worker(&self, extra: &[&str]) -> Server {
-        let mut command = tokio::process::Command::new(example("suite_server"));
+        let mut command = tokio::process::Command::new(example("cluster_suite_server"));
         command.arg("--relay").arg(self.relay.path()).args(extra);
         Server::process(command).await
     }

@@ -1,6 +1,6 @@
 //! A conformance-suite server in a process of its own (test harness, not a user example):
-//! `suite_server --relay PATH [--slow-liveness]`. A cluster worker running the suite's app, taking
-//! the suite's operations as JSON lines on stdin (`switchboard_testkit::control`).
+//! `cluster_suite_server --relay PATH [--slow-liveness]`. A cluster worker running the suite's
+//! app, taking the suite's operations as JSON lines on stdin (`switchboard_testkit::control`).
 //! `--slow-liveness` sets 30 s heartbeat and request timeouts, so that only the relay's notice
 //! can end a request early when another worker dies.
 
