@@ -3,7 +3,10 @@
 //! stays binary.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter},
+    sync::mpsc,
+};
 
 /// What a worker says first: the protocol name and version, then its uid.
 pub(crate) const MAGIC: &[u8] = b"switchboard-cluster/1";
@@ -116,6 +119,25 @@ pub(crate) fn parse_publish_to(body: &Bytes) -> Option<(String, Bytes)> {
     let n = usize::from(*body.first()?);
     let uid = std::str::from_utf8(body.get(1..1 + n)?).ok()?.to_owned();
     Some((uid, body.slice(1 + n..)))
+}
+
+/// Writes queued frames (relay and worker alike), flushing when the queue runs dry; returns when
+/// the queue closes or the connection fails.
+pub(crate) async fn write_all(wr: tokio::net::unix::OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {
+    let mut wr = BufWriter::with_capacity(64 * 1024, wr);
+    while let Some(frame) = rx.recv().await {
+        if wr.write_all(&frame).await.is_err() {
+            return;
+        }
+        while let Ok(frame) = rx.try_recv() {
+            if wr.write_all(&frame).await.is_err() {
+                return;
+            }
+        }
+        if wr.flush().await.is_err() {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,6 @@ use std::{
 use bytes::Bytes;
 use switchboard_wire::{Body, ClusterMessage};
 use tokio::{
-    io::{AsyncWriteExt, BufWriter},
     net::{UnixListener, UnixStream},
     sync::{Notify, mpsc},
     task::JoinSet,
@@ -387,7 +386,7 @@ async fn connection(stream: UnixStream, shared: Arc<Shared>) {
         shared.workers_changed(routes.workers.len());
     }
     tracing::debug!(%uid, "cluster relay: worker joined");
-    let mut writer = tokio::spawn(write(wr, rx));
+    let mut writer = tokio::spawn(frame::write_all(wr, rx));
     let max = shared.options.max_frame;
     let reason = loop {
         tokio::select! {
@@ -407,22 +406,4 @@ async fn connection(stream: UnixStream, shared: Arc<Shared>) {
     }
     writer.abort();
     shared.left(id);
-}
-
-/// Writes queued frames, flushing when the queue runs dry.
-async fn write(wr: tokio::net::unix::OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {
-    let mut wr = BufWriter::with_capacity(64 * 1024, wr);
-    while let Some(frame) = rx.recv().await {
-        if wr.write_all(&frame).await.is_err() {
-            return;
-        }
-        while let Ok(frame) = rx.try_recv() {
-            if wr.write_all(&frame).await.is_err() {
-                return;
-            }
-        }
-        if wr.flush().await.is_err() {
-            return;
-        }
-    }
 }

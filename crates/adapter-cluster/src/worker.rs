@@ -14,7 +14,6 @@ use switchboard_adapter_core::{
 };
 use switchboard_wire::{Body, ClusterMessage, Dialect, Limits};
 use tokio::{
-    io::{AsyncWriteExt, BufWriter},
     net::UnixStream,
     sync::{Notify, mpsc},
     task::JoinSet,
@@ -331,7 +330,7 @@ async fn serve(inner: &Weak<Inner>, stream: UnixStream) {
     me.connected.notify_waiters();
     let max = me.options.max_frame;
     drop(me);
-    let mut writer = tokio::spawn(write(wr, rx));
+    let mut writer = tokio::spawn(frame::write_all(wr, rx));
     loop {
         tokio::select! {
             read = frame::read(&mut rd, max) => match read {
@@ -353,23 +352,6 @@ async fn serve(inner: &Weak<Inner>, stream: UnixStream) {
         }
     }
     writer.abort();
-}
-
-async fn write(wr: tokio::net::unix::OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {
-    let mut wr = BufWriter::with_capacity(64 * 1024, wr);
-    while let Some(frame) = rx.recv().await {
-        if wr.write_all(&frame).await.is_err() {
-            return;
-        }
-        while let Ok(frame) = rx.try_recv() {
-            if wr.write_all(&frame).await.is_err() {
-                return;
-            }
-        }
-        if wr.flush().await.is_err() {
-            return;
-        }
-    }
 }
 
 impl Transport for ClusterTransport {
