@@ -2,7 +2,7 @@
 //! its body. Cluster messages travel in the msgpack encoding of the cluster protocol, so binary
 //! stays binary.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter},
     sync::mpsc,
@@ -76,30 +76,68 @@ pub(crate) fn encode(kind: Kind, parts: &[&[u8]]) -> Bytes {
     buf.freeze()
 }
 
-/// Reads one frame of at most `max` bytes (kind included); `Ok(None)` at a clean end of stream.
-pub(crate) async fn read<R: AsyncRead + Unpin>(
-    r: &mut R,
-    max: usize,
-) -> Result<Option<(Kind, Bytes)>, FrameError> {
-    let mut len = [0u8; 4];
-    match r.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
+/// How much a reader asks the socket for at a time: many small frames arrive in one read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Reads frames from a connection through one buffer: one read brings in every frame the socket
+/// holds, and each frame is handed out without a copy. Cancel safe: a frame half read stays in
+/// the buffer for the next call.
+pub(crate) struct FrameReader<R> {
+    io: R,
+    buf: BytesMut,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    pub(crate) fn new(io: R) -> Self {
+        FrameReader {
+            io,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+        }
     }
-    let len = u32::from_be_bytes(len) as usize;
-    if len > max {
-        return Err(FrameError::TooLarge { size: len, max });
+
+    /// The next frame of at most `max` bytes (kind included), whole: length prefix, kind byte
+    /// and body. `Ok(None)` at a clean end of stream (between frames).
+    pub(crate) async fn next_frame(
+        &mut self,
+        max: usize,
+    ) -> Result<Option<(Kind, BytesMut)>, FrameError> {
+        loop {
+            if let Some(prefix) = self.buf.first_chunk::<4>() {
+                let len = u32::from_be_bytes(*prefix) as usize;
+                if len > max {
+                    return Err(FrameError::TooLarge { size: len, max });
+                }
+                if len == 0 {
+                    return Err(FrameError::BadKind(None));
+                }
+                if let Some(&k) = self.buf.get(4) {
+                    let kind = Kind::from_u8(k).ok_or(FrameError::BadKind(Some(k)))?;
+                    if self.buf.len() >= 4 + len {
+                        return Ok(Some((kind, self.buf.split_to(4 + len))));
+                    }
+                }
+                // room for the rest of this frame (bounded by `max`)
+                self.buf.reserve(4 + len - self.buf.len());
+            }
+            if self.buf.capacity() - self.buf.len() < READ_CHUNK / 16 {
+                self.buf.reserve(READ_CHUNK);
+            }
+            if self.io.read_buf(&mut self.buf).await? == 0 {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+            }
+        }
     }
-    if len == 0 {
-        return Err(FrameError::BadKind(None));
+
+    /// The next frame's kind and body (see [`next_frame`](Self::next_frame)).
+    pub(crate) async fn next(&mut self, max: usize) -> Result<Option<(Kind, Bytes)>, FrameError> {
+        Ok(self.next_frame(max).await?.map(|(kind, mut frame)| {
+            frame.advance(5);
+            (kind, frame.freeze())
+        }))
     }
-    let mut buf = BytesMut::zeroed(len);
-    r.read_exact(&mut buf).await?;
-    let kind = Kind::from_u8(buf[0]).ok_or(FrameError::BadKind(Some(buf[0])))?;
-    let mut body = buf.freeze();
-    let _ = body.split_to(1);
-    Ok(Some((kind, body)))
 }
 
 /// `HELLO`'s body: `MAGIC 0x00 uid`.
@@ -114,11 +152,17 @@ pub(crate) fn parse_hello(body: &[u8]) -> Option<String> {
     (!uid.is_empty() && uid.len() <= 255).then(|| uid.to_owned())
 }
 
-/// `PUBLISH_TO`'s body split into the target uid and the message.
-pub(crate) fn parse_publish_to(body: &Bytes) -> Option<(String, Bytes)> {
-    let n = usize::from(*body.first()?);
-    let uid = std::str::from_utf8(body.get(1..1 + n)?).ok()?.to_owned();
-    Some((uid, body.slice(1 + n..)))
+/// A whole `PUBLISH_TO` frame turned, in place, into the `MESSAGE` frame its target receives;
+/// with the target's uid.
+pub(crate) fn publish_to_message(mut frame: BytesMut) -> Option<(String, Bytes)> {
+    let n = usize::from(*frame.get(5)?);
+    let uid = std::str::from_utf8(frame.get(6..6 + n)?).ok()?.to_owned();
+    // the message stays where it is; its new header takes the 5 bytes before it
+    frame.advance(1 + n);
+    let len = u32::try_from(frame.len() - 4).ok()?;
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    frame[4] = Kind::Message as u8;
+    Some((uid, frame.freeze()))
 }
 
 /// Writes queued frames (relay and worker alike), flushing when the queue runs dry; returns when
@@ -150,38 +194,60 @@ mod tests {
         wire.extend_from_slice(&hello("abc"));
         wire.extend_from_slice(&encode(Kind::PublishTo, &[&[3], b"xyz", b"\x81\xa1a\x01"]));
         wire.extend_from_slice(&encode(Kind::Message, &[b"0123456789"]));
-        let mut r = wire.as_slice();
-        let (k, b) = read(&mut r, 64)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!());
+        let mut r = FrameReader::new(wire.as_slice());
+        let (k, b) = r.next(64).await.ok().flatten().unwrap_or_else(|| panic!());
         assert_eq!((k, parse_hello(&b)), (Kind::Hello, Some("abc".into())));
-        let (k, b) = read(&mut r, 64)
+        let (k, f) = r
+            .next_frame(64)
             .await
             .ok()
             .flatten()
             .unwrap_or_else(|| panic!());
         assert_eq!(k, Kind::PublishTo);
-        let (uid, msg) = parse_publish_to(&b).unwrap_or_else(|| panic!());
-        assert_eq!((uid.as_str(), msg.as_ref()), ("xyz", &b"\x81\xa1a\x01"[..]));
+        let (uid, msg) = publish_to_message(f).unwrap_or_else(|| panic!());
+        assert_eq!(uid, "xyz");
+        assert_eq!(msg, encode(Kind::Message, &[b"\x81\xa1a\x01"]));
         assert!(matches!(
-            read(&mut r, 5).await,
+            r.next(5).await,
             Err(FrameError::TooLarge { size: 11, max: 5 })
         ));
-        let mut empty: &[u8] = &[];
-        assert!(matches!(read(&mut empty, 5).await, Ok(None)));
-        let mut bad: &[u8] = &[0, 0, 0, 1, 9];
+        let mut empty = FrameReader::new(&b""[..]);
+        assert!(matches!(empty.next(5).await, Ok(None)));
+        let mut cut = FrameReader::new(&b"\0\0\0\x03\x05a"[..]);
+        assert!(matches!(cut.next(5).await, Err(FrameError::Io(_))));
+        let mut bad = FrameReader::new(&[0, 0, 0, 1, 9][..]);
         assert!(matches!(
-            read(&mut bad, 5).await,
+            bad.next(5).await,
             Err(FrameError::BadKind(Some(9)))
         ));
-        let mut zero: &[u8] = &[0, 0, 0, 0];
-        assert!(matches!(
-            read(&mut zero, 5).await,
-            Err(FrameError::BadKind(None))
-        ));
+        let mut zero = FrameReader::new(&[0, 0, 0, 0][..]);
+        assert!(matches!(zero.next(5).await, Err(FrameError::BadKind(None))));
         assert_eq!(parse_hello(b"other/1\0uid"), None);
         assert_eq!(parse_hello(b"switchboard-cluster/1\0"), None);
+    }
+
+    #[tokio::test]
+    async fn frames_split_across_reads_are_whole() {
+        let mut wire = Vec::new();
+        for i in 0..200u32 {
+            wire.extend_from_slice(&encode(Kind::Message, &[&i.to_be_bytes(), &[7; 300]]));
+        }
+        // one byte per read: every frame straddles reads
+        let (mut tx, rx) = tokio::io::duplex(1);
+        let writer = tokio::spawn(async move { tx.write_all(&wire).await });
+        let mut r = FrameReader::new(rx);
+        for i in 0..200u32 {
+            let (k, body) = r
+                .next(1024)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| panic!());
+            assert_eq!(k, Kind::Message);
+            assert_eq!(body.len(), 304);
+            assert_eq!(body[..4], i.to_be_bytes());
+        }
+        assert!(matches!(writer.await, Ok(Ok(()))));
+        assert!(matches!(r.next(1024).await, Ok(None)));
     }
 }

@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use switchboard_wire::{Body, ClusterMessage};
 use tokio::{
     net::{UnixListener, UnixStream},
@@ -22,7 +22,7 @@ use tokio::{
     task::JoinSet,
 };
 
-use crate::frame::{self, FrameError, Kind};
+use crate::frame::{self, FrameError, FrameReader, Kind};
 
 /// Options of the relay.
 #[derive(Clone, Debug)]
@@ -132,11 +132,8 @@ impl Shared {
         let _ = n;
     }
 
-    /// Queues `frame` for worker `id`; a worker whose queue is full is cut off.
-    fn send(&self, routes: &Routes, id: u64, frame: &Bytes) {
-        let Some(w) = routes.workers.get(&id) else {
-            return;
-        };
+    /// Queues `frame` for a worker; a worker whose queue is full is cut off.
+    fn send(&self, w: &Worker, frame: &Bytes) {
         match w.tx.try_send(frame.clone()) {
             Ok(()) => self.count(Event::Relayed),
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -152,42 +149,32 @@ impl Shared {
         }
     }
 
-    /// Routes a worker's frame.
-    fn route(&self, from: u64, kind: Kind, body: Bytes) {
+    /// Routes a worker's frame (whole, as read). Messages are forwarded without a copy: the
+    /// frame is relabelled in place.
+    fn route(&self, from: u64, kind: Kind, mut frame: BytesMut) {
         match kind {
             Kind::Publish => {
-                let frame = frame::encode(Kind::Message, &[&body]);
+                frame[4] = Kind::Message as u8;
+                let frame = frame.freeze();
                 let routes = self.routes();
-                let ids: Vec<u64> = routes
-                    .workers
-                    .keys()
-                    .copied()
-                    .filter(|&i| i != from)
-                    .collect();
-                for id in ids {
-                    self.send(&routes, id, &frame);
+                for (_, w) in routes.workers.iter().filter(|(i, _)| **i != from) {
+                    self.send(w, &frame);
                 }
             }
             Kind::PublishTo => {
-                let Some((uid, message)) = frame::parse_publish_to(&body) else {
+                let Some((uid, frame)) = frame::publish_to_message(frame) else {
                     self.count(Event::Malformed);
                     return;
                 };
-                let frame = frame::encode(Kind::Message, &[&message]);
                 let routes = self.routes();
-                let target = routes
-                    .workers
-                    .iter()
-                    .find(|(_, w)| w.uid == uid)
-                    .map(|(id, _)| *id);
-                match target {
-                    Some(id) => self.send(&routes, id, &frame),
+                match routes.workers.values().find(|w| w.uid == uid) {
+                    Some(w) => self.send(w, &frame),
                     // the requester is gone: nobody waits for the answer
                     None => self.count(Event::Unroutable),
                 }
             }
             Kind::Attach | Kind::Detach => {
-                let Ok(nsp) = std::str::from_utf8(&body) else {
+                let Ok(nsp) = std::str::from_utf8(&frame[5..]) else {
                     self.count(Event::Malformed);
                     return;
                 };
@@ -211,12 +198,11 @@ impl Shared {
             return;
         };
         self.workers_changed(routes.workers.len());
-        let ids: Vec<u64> = routes.workers.keys().copied().collect();
         for nsp in &gone.nsps {
             let close = ClusterMessage::new(gone.uid.clone(), nsp.clone(), Body::AdapterClose);
             let frame = frame::encode(Kind::Message, &[&close.to_msgpack()]);
-            for &other in &ids {
-                self.send(&routes, other, &frame);
+            for w in routes.workers.values() {
+                self.send(w, &frame);
             }
         }
         tracing::debug!(uid = %gone.uid, "cluster relay: worker left");
@@ -342,12 +328,9 @@ async fn accept(listener: UnixListener, shared: Arc<Shared>) {
 
 /// One worker's connection: HELLO first (small, within the timeout), then its frames.
 async fn connection(stream: UnixStream, shared: Arc<Shared>) {
-    let (mut rd, wr) = stream.into_split();
-    let hello = tokio::time::timeout(
-        shared.options.hello_timeout,
-        frame::read(&mut rd, frame::MAX_HELLO),
-    )
-    .await;
+    let (rd, wr) = stream.into_split();
+    let mut rd = FrameReader::new(rd);
+    let hello = tokio::time::timeout(shared.options.hello_timeout, rd.next(frame::MAX_HELLO)).await;
     let uid = match hello {
         Ok(Ok(Some((Kind::Hello, body)))) => frame::parse_hello(&body),
         _ => None,
@@ -390,8 +373,8 @@ async fn connection(stream: UnixStream, shared: Arc<Shared>) {
     let max = shared.options.max_frame;
     let reason = loop {
         tokio::select! {
-            read = frame::read(&mut rd, max) => match read {
-                Ok(Some((kind, body))) => shared.route(id, kind, body),
+            read = rd.next_frame(max) => match read {
+                Ok(Some((kind, frame))) => shared.route(id, kind, frame),
                 Ok(None) => break None,
                 Err(FrameError::Io(_)) => break None,
                 Err(e) => break Some(e),

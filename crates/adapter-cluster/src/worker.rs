@@ -19,7 +19,7 @@ use tokio::{
     task::JoinSet,
 };
 
-use crate::frame::{self, Kind};
+use crate::frame::{self, FrameReader, Kind};
 
 /// Options of a worker's transport.
 #[derive(Clone, Debug)]
@@ -315,7 +315,8 @@ async fn run(inner: Weak<Inner>) {
 /// others answer at once after a reconnection), then frames both ways until it breaks.
 async fn serve(inner: &Weak<Inner>, stream: UnixStream) {
     let Some(me) = inner.upgrade() else { return };
-    let (mut rd, wr) = stream.into_split();
+    let (rd, wr) = stream.into_split();
+    let mut rd = FrameReader::new(rd);
     let (tx, rx) = mpsc::channel(me.options.queue_capacity);
     {
         let namespaces = me.namespaces.read().unwrap_or_else(|e| e.into_inner());
@@ -333,7 +334,7 @@ async fn serve(inner: &Weak<Inner>, stream: UnixStream) {
     let mut writer = tokio::spawn(frame::write_all(wr, rx));
     loop {
         tokio::select! {
-            read = frame::read(&mut rd, max) => match read {
+            read = rd.next(max) => match read {
                 Ok(Some((Kind::Message, body))) => {
                     let Some(me) = inner.upgrade() else { break };
                     me.deliver(&body);

@@ -188,10 +188,21 @@ impl Brokers {
     }
 }
 
-/// What must live as long as a cluster's servers: the discovery service, Node's cluster primary.
+/// What must live as long as a cluster's servers: the discovery service, the cluster primary
+/// (Node's or the Switchboard relay) and its socket file.
 struct Guard {
     _discovery: Option<RunningDiscovery>,
     primary: Option<Proc>,
+    socket: Option<std::path::PathBuf>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // a relay killed by the harness leaves its socket file
+        if let Some(path) = &self.socket {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 async fn servers(
@@ -214,7 +225,8 @@ async fn servers(
         .map(RunningDiscovery::url)
         .unwrap_or_default();
     let n = if imp.single() { 1 } else { n };
-    // the cluster transport's relay: a socket of its own per cluster, hosted by the first server
+    // the cluster transport's relay: a socket of its own per cluster, in a process of its own
+    // (the primary, as Node's cluster primary is its relay)
     let relay = std::env::temp_dir().join(format!(
         "sb-bench-{}-{}.sock",
         std::process::id(),
@@ -234,16 +246,18 @@ async fn servers(
             addrs.push(a);
         }
     }
-    for i in 0..n {
-        if primary.is_some() {
+    if imp.kind == Kind::Rust("switchboard-cluster") && n > 1 {
+        let mut command = imp.command(&brokers.redis.url(), &url, &brokers.mongo_url());
+        command.arg("--relay").arg(&relay).arg("--primary");
+        primary = Some(server(command)?.0);
+    }
+    for _ in 0..n {
+        if imp.kind == Kind::Node("cluster") {
             break;
         }
         let mut command = imp.command(&brokers.redis.url(), &url, &brokers.mongo_url());
         if imp.kind == Kind::Rust("switchboard-cluster") {
             command.arg("--relay").arg(&relay);
-            if i == 0 {
-                command.arg("--primary");
-            }
         }
         let (p, a) = server(command)?;
         procs.push(p);
@@ -285,6 +299,7 @@ async fn servers(
         addrs,
         Guard {
             _discovery: discovery,
+            socket: (imp.kind == Kind::Rust("switchboard-cluster")).then_some(relay),
             primary,
         },
     ))

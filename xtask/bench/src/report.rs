@@ -257,7 +257,7 @@ impl Results {
                     ("events_per_s", "cross-server events/s"),
                     ("cpu_us_per_event_a", "CPU µs/event A"),
                     ("cpu_us_per_event_b", "CPU µs/event B"),
-                    ("cpu_us_per_event_redis", "CPU µs/event redis"),
+                    ("cpu_us_per_event_redis", "CPU µs/event broker"),
                     ("lost", "lost"),
                     (
                         "switchboard redis classic:events_per_s",

@@ -1,6 +1,6 @@
 //! One benchmark server: `bench-server --impl <name> [--redis URL] [--discovery URL] [--mongo URL]
 //! [--relay PATH [--primary]]`. Prints
-//! `ready <port>` once it listens. Every implementation runs the same app:
+//! `ready <port>` once it listens (`--primary`: the cluster relay alone, `ready 0`). Every implementation runs the same app:
 //!
 //! - namespace `/`: load clients; each receives `count` events `{seq, ts, pad}` and acks `ask`;
 //! - namespace `/ctl`: the harness asks `blast {start, count, size, rate}` (server-wide `count`
@@ -229,12 +229,12 @@ async fn main() -> Result<()> {
                 ClusterAdapter, ClusterOptions, ClusterTransport, Relay, RelayOptions,
             };
             let path = arg(&args, "--relay").context("--relay")?;
-            // the first server of a cluster hosts the relay, as a primary process would
-            let _relay = if args.iter().any(|a| a == "--primary") {
-                Some(Relay::bind(&path, RelayOptions::default()).await?)
-            } else {
-                None
-            };
+            if args.iter().any(|a| a == "--primary") {
+                // the relay alone, in a process of its own as in a deployment (the primary)
+                let _relay = Relay::bind(&path, RelayOptions::default()).await?;
+                println!("ready 0");
+                std::future::pending::<()>().await;
+            }
             let transport = ClusterTransport::connect(&path, ClusterOptions::default()).await?;
             let state = ClusterState::new(transport, config);
             serve(
