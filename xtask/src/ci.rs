@@ -35,6 +35,28 @@ pub(crate) fn mesh_demo(args: &[String]) -> Result<()> {
     cargo(&all)
 }
 
+/// `cargo xtask demo cluster [--port P] [--workers N]`: the one-host variant, a sticky primary
+/// with the cluster relay and N workers on one port (3000 and 4 by default), a chat page on it.
+pub(crate) fn sticky_demo(args: &[String]) -> Result<()> {
+    let mut all = vec![
+        "run",
+        "--quiet",
+        "-p",
+        "switchboard-sticky",
+        "--example",
+        "sticky",
+        "--",
+    ];
+    if !args.iter().any(|a| a == "--port") {
+        all.extend(["--port", "3000"]);
+    }
+    if !args.iter().any(|a| a == "--workers") {
+        all.extend(["--workers", "4"]);
+    }
+    all.extend(args.iter().map(String::as_str));
+    cargo(&all)
+}
+
 /// `cargo xtask bench [--quick] [--runs N] [--only names]`: builds the harness in release mode
 /// and runs it (see `xtask/bench`).
 pub(crate) fn bench(args: &[String]) -> Result<()> {

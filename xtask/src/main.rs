@@ -33,10 +33,13 @@ fn main() -> Result<()> {
             }
         }
         Some("demo") if args.get(1).map(String::as_str) == Some("wire") => demo::run(),
+        Some("demo") if args.get(1).map(String::as_str) == Some("cluster") => {
+            ci::sticky_demo(&args[2..])
+        }
         Some("demo") => ci::mesh_demo(&args[1..]),
         Some("bench") => ci::bench(&args[1..]),
         other => bail!(
-            "unknown task {other:?}\n\nusage: cargo xtask <task>\n  ci     fmt --check, clippy -D warnings, all tests (what CI runs)\n  tidy   check the house rules\n  demo   three servers in a mesh with discovery, chatting (demo wire: the wire round trip)\n  bench  Switchboard against Node's adapters and socketioxide-redis (--quick, --runs N, --only a,b; --mongo: the MongoDB adapters on a SecantusDB)"
+            "unknown task {other:?}\n\nusage: cargo xtask <task>\n  ci     fmt --check, clippy -D warnings, all tests (what CI runs)\n  tidy   check the house rules\n  demo   three servers in a mesh with discovery, chatting (demo wire: the wire round trip; demo cluster: one port, sticky + the cluster relay, 4 workers)\n  bench  Switchboard against Node's adapters and socketioxide-redis (--quick, --runs N, --only a,b; --mongo: the MongoDB adapters on a SecantusDB)"
         ),
     }
 }

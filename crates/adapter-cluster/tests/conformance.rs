@@ -6,15 +6,8 @@ use std::path::PathBuf;
 use switchboard_adapter_cluster::{ClusterOptions, ClusterTransport, Relay, RelayOptions};
 use switchboard_testkit::Backend;
 
-/// A socket path of its own under the temp directory.
 fn socket_path() -> PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    std::env::temp_dir().join(format!(
-        "sb-cluster-{}-{}.sock",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ))
+    switchboard_testkit::socket_path("sb-cluster-c")
 }
 
 struct InProcess {

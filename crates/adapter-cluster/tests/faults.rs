@@ -17,13 +17,7 @@ use tokio::{io::AsyncWriteExt, net::UnixStream};
 const WAIT: Duration = Duration::from_secs(10);
 
 fn socket_path() -> PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    std::env::temp_dir().join(format!(
-        "sb-cluster-f{}-{}.sock",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ))
+    switchboard_testkit::socket_path("sb-cluster-f")
 }
 
 async fn relay(path: &PathBuf, registry: &Registry) -> Relay {

@@ -15,39 +15,12 @@ use switchboard_testkit::{
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// `target/<profile>/examples/<name>`, built when missing (only this test was asked for).
 fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap_or_else(|| panic!("no target dir"));
-    let path = dir.join("examples").join(name);
-    if !path.exists() {
-        let built = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "switchboard-adapter-cluster",
-                "--example",
-                name,
-            ])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(built, "could not build the {name} example");
-    }
-    path
+    switchboard_testkit::example("switchboard-adapter-cluster", name)
 }
 
 fn socket_path() -> PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    std::env::temp_dir().join(format!(
-        "sb-cluster-p{}-{}.sock",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ))
+    switchboard_testkit::socket_path("sb-cluster-p")
 }
 
 /// Every server of the conformance suite is a `cluster_suite_server` process; the relay runs here.

@@ -17,30 +17,8 @@ use switchboard_testkit::{Server, Servers, TestClient, check, eventually};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// `target/<profile>/examples/<name>`: `cargo test` builds it next to this test's binary; when
-/// only this test was asked for, it is built here.
 fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap_or_else(|| panic!("no target dir"));
-    let path = dir.join("examples").join(name);
-    if !path.exists() {
-        let built = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "switchboard-adapter-mesh",
-                "--example",
-                name,
-            ])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(built, "could not build the node example");
-    }
-    path
+    switchboard_testkit::example("switchboard-adapter-mesh", name)
 }
 
 struct Node {

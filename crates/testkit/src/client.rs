@@ -123,6 +123,12 @@ impl TestClient {
         let mut early = Vec::new();
         let (sid, pid) = loop {
             match stream.next().await {
+                // Engine.IO v4 servers ping at once: unanswered, the session times out
+                Some(Ok(Message::Text(t))) if t.as_str() == "2" => {
+                    sink.send(Message::text("3"))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
                 Some(Ok(Message::Text(t))) => {
                     if let Some(p) = t.strip_prefix('4').and_then(parse)
                         && p.nsp == nsp
