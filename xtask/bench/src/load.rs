@@ -38,6 +38,12 @@ async fn open(addr: SocketAddr, nsp: &str) -> Result<Ws> {
     loop {
         let m = ws.next().await.context("closed before CONNECT")??;
         let t = m.to_text().unwrap_or("");
+        // socketioxide pings as soon as the session opens: unanswered, the session (and the
+        // harness's control connection with it) would time out pingTimeout later
+        if t == "2" {
+            ws.send(Message::text("3")).await?;
+            continue;
+        }
         if t.starts_with("40") {
             return Ok(ws);
         }
