@@ -5,6 +5,8 @@
 //   node bench-server.js --mode mongo --mongo mongodb://127.0.0.1:27017/?directConnection=true
 //   node bench-server.js --mode cluster --workers 2   (Node's cluster: the primary relays, each
 //                                                      worker prints `ready <port> <pid>`)
+//   node bench-server.js --mode sticky --workers 2    (@socket.io/sticky: the primary owns the
+//                                                      port; workers answer `echo` on "/")
 //
 // Prints `ready <port>` once listening. Namespace "/" holds the load clients; namespace "/ctl"
 // takes "blast" {start, count, size, rate}, "fetch" n and "acks" n, each with an ack callback.
@@ -133,7 +135,36 @@ function primary() {
   for (let i = 0; i < n; i++) cluster.fork();
 }
 
-if (mode === "cluster" && require("node:cluster").isPrimary) {
+// @socket.io/sticky 2.0 on Node's cluster, as its README sets it up: the primary owns the port
+// (least-connection) and hands connections to the workers, which answer `echo` on "/". Prints
+// `ready <port>` once every worker is up.
+function stickyPrimary() {
+  const cluster = require("node:cluster");
+  const { setupMaster } = require("@socket.io/sticky");
+  const server = http.createServer();
+  setupMaster(server, { loadBalancingMethod: "least-connection" });
+  const n = Number(arg("workers", "2"));
+  let up = 0;
+  cluster.on("message", (_worker, msg) => {
+    if (msg === "bench-ready" && ++up === n) {
+      server.listen(0, "127.0.0.1", () => console.log(`ready ${server.address().port}`));
+    }
+  });
+  for (let i = 0; i < n; i++) cluster.fork();
+}
+
+function stickyWorker() {
+  const { setupWorker } = require("@socket.io/sticky");
+  const io = new Server(http.createServer());
+  setupWorker(io);
+  io.on("connection", (socket) => socket.on("echo", (v, ack) => ack(v)));
+  process.send("bench-ready");
+}
+
+if (mode === "sticky") {
+  if (require("node:cluster").isPrimary) stickyPrimary();
+  else stickyWorker();
+} else if (mode === "cluster" && require("node:cluster").isPrimary) {
   primary();
 } else main().catch((e) => {
   console.error(e);

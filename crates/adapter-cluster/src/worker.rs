@@ -242,12 +242,25 @@ impl Inner {
             }
         };
         {
+            // no allocation for a worker already heard from (every message but the first)
             let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
-            let uids = heard.entry(message.nsp.clone()).or_default();
-            if matches!(message.body, Body::AdapterClose) {
-                uids.remove(&message.uid);
-            } else if !uids.contains(&message.uid) {
-                uids.insert(message.uid.clone());
+            let close = matches!(message.body, Body::AdapterClose);
+            match heard.get_mut(&message.nsp) {
+                Some(uids) if close => {
+                    uids.remove(&message.uid);
+                }
+                Some(uids) => {
+                    if !uids.contains(&message.uid) {
+                        uids.insert(message.uid.clone());
+                    }
+                }
+                None if close => {}
+                None => {
+                    heard.insert(
+                        message.nsp.clone(),
+                        std::iter::once(message.uid.clone()).collect(),
+                    );
+                }
             }
         }
         let namespaces = self.namespaces.read().unwrap_or_else(|e| e.into_inner());

@@ -190,10 +190,9 @@ async fn the_relay_restarted_mid_run() {
     let mut ca = client(&a).await;
     let mut cb = client(&b).await;
     relay1.close();
-    // local delivery goes on without the relay
-    a.io.emit("local", &1)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    // local delivery goes on without the relay; the emit itself may say that the remote part
+    // failed (once the worker has seen the relay go) or not (just before): both are right
+    let _ = a.io.emit("local", &1).await;
     assert!(ca.receives("local", WAIT).await);
     // the other worker is forgotten at once (no heartbeat timeout to wait for)
     assert_eq!(a.server_count().await, 1);

@@ -4,7 +4,8 @@
 //! client and by raw HTTP: polling, upgrades and WebSocket across workers; a keep-alive agent
 //! shared by two sessions of different workers; 1 MiB binaries over polling with both parsers;
 //! least-connection counts through disconnects and a `kill -9`; 503 with no worker; bad and
-//! slow request heads.
+//! slow request heads; the example's chat page (its long-polling script run by Node) across
+//! workers.
 
 use std::{net::SocketAddr, process::Command, time::Duration};
 
@@ -127,21 +128,29 @@ impl Cluster {
 
 /// Runs a scenario of `sticky-client.js` against the primary; its JSON result.
 async fn node(cluster: &Cluster, scenario: &str, extra: &[&str]) -> Json {
+    let mut args = vec![
+        "sticky-client.js".to_owned(),
+        cluster.url(),
+        scenario.to_owned(),
+    ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    node_script(&args).await
+}
+
+/// Runs a script of `xtask/interop`; the JSON line it prints.
+async fn node_script(args: &[String]) -> Json {
     let out = tokio::process::Command::new("node")
         .current_dir(interop_dir())
-        .arg("sticky-client.js")
-        .arg(cluster.url())
-        .arg(scenario)
-        .args(extra)
+        .args(args)
         .output()
         .await
         .unwrap_or_else(|e| panic!("node: {e}"));
     assert!(
         out.status.success(),
-        "{scenario}: {}",
+        "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{scenario}: {e}"))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
 fn workers_of(result: &Json) -> Vec<u64> {
@@ -234,6 +243,23 @@ async fn node_clients_poll_upgrade_and_use_websocket_across_workers() {
         "polling requests routed by sid"
     );
     assert_eq!(cluster.outcome("unknown_sid"), 0);
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_page_chats_across_workers_over_polling() {
+    let cluster = Cluster::start(2, &[], StickyOptions::default()).await;
+    let result = node_script(&["chat-page.js".to_owned(), cluster.url()]).await;
+    let logs: Vec<String> = result["logs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(Json::to_string)
+        .collect();
+    // two pages, two sessions, one on each worker (least-connection), the message on both
+    assert_eq!(logs.len(), 2, "{result}");
+    assert!(logs.iter().any(|l| l.contains("on worker 0")), "{result}");
+    assert!(logs.iter().any(|l| l.contains("on worker 1")), "{result}");
     cluster.stop().await;
 }
 

@@ -12,6 +12,7 @@
 mod chart;
 mod load;
 mod mongo;
+mod polling;
 mod procs;
 mod report;
 mod scenarios;
@@ -39,6 +40,8 @@ pub(crate) struct Sizes {
     path_small: u64,
     path_large: u64,
     requests: u32,
+    polling_sessions: usize,
+    polling_round_trips: u64,
 }
 
 const FULL: Sizes = Sizes {
@@ -49,6 +52,8 @@ const FULL: Sizes = Sizes {
     path_small: 20_000,
     path_large: 5_000,
     requests: 200,
+    polling_sessions: 50,
+    polling_round_trips: 40,
 };
 
 const QUICK: Sizes = Sizes {
@@ -59,6 +64,8 @@ const QUICK: Sizes = Sizes {
     path_small: 5_000,
     path_large: 1_000,
     requests: 30,
+    polling_sessions: 20,
+    polling_round_trips: 20,
 };
 
 /// One implementation under test.
@@ -76,7 +83,7 @@ pub(crate) enum Kind {
     Node(&'static str),
 }
 
-pub(crate) const IMPLS: [Impl; 10] = [
+pub(crate) const IMPLS: [Impl; 12] = [
     Impl {
         name: "switchboard redis classic",
         kind: Kind::Rust("switchboard-redis"),
@@ -117,6 +124,14 @@ pub(crate) const IMPLS: [Impl; 10] = [
         name: "node, no adapter (1 server)",
         kind: Kind::Node("none"),
     },
+    Impl {
+        name: "switchboard sticky",
+        kind: Kind::Rust("switchboard-sticky"),
+    },
+    Impl {
+        name: "node sticky 2.0",
+        kind: Kind::Node("sticky"),
+    },
 ];
 
 impl Impl {
@@ -125,8 +140,17 @@ impl Impl {
         matches!(self.kind, Kind::Rust("socketioxide") | Kind::Node("none"))
     }
 
+    /// A sticky primary with 2 workers: the polling scenario only.
+    pub(crate) fn sticky(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Rust("switchboard-sticky") | Kind::Node("sticky")
+        )
+    }
+
     fn uses_redis(&self) -> bool {
         !self.single()
+            && !self.sticky()
             && !matches!(
                 self.kind,
                 Kind::Rust("switchboard-mesh" | "switchboard-cluster") | Kind::Node("cluster")
@@ -155,6 +179,9 @@ impl Impl {
         }
     }
 }
+
+/// The scenario of the sticky implementations.
+pub(crate) const POLLING: &str = "polling through a sticky primary";
 
 /// Starts `n` servers of `imp` (one for a single-server baseline) and waits until the cluster
 /// formed.
@@ -307,6 +334,14 @@ async fn servers(
 
 async fn run_impl(imp: &Impl, brokers: &Brokers, sizes: &Sizes) -> Result<Vec<(String, Figures)>> {
     let mut out = Vec::new();
+    if imp.sticky() {
+        let mut command = imp.command(&brokers.redis.url(), "", &brokers.mongo_url());
+        command.args(["--workers", "2"]);
+        let (primary, addr) = server(command)?;
+        out.push((POLLING.into(), polling::polling(addr, sizes).await?));
+        drop(primary);
+        return Ok(out);
+    }
     let (procs, addrs, _d) = servers(imp, 2, brokers).await?;
     out.push((
         "blast".into(),

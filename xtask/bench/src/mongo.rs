@@ -39,6 +39,8 @@ pub(crate) const FULL: Sizes = Sizes {
     path_small: 1_500,
     path_large: 500,
     requests: 30,
+    polling_sessions: 0,
+    polling_round_trips: 0,
 };
 
 pub(crate) const QUICK: Sizes = Sizes {
@@ -49,6 +51,8 @@ pub(crate) const QUICK: Sizes = Sizes {
     path_small: 1_000,
     path_large: 300,
     requests: 10,
+    polling_sessions: 0,
+    polling_round_trips: 0,
 };
 
 /// What the server itself sustains: `n` 64-byte documents inserted by one client (`insertMany`

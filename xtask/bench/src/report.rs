@@ -5,10 +5,11 @@ use std::{collections::BTreeMap, fmt::Write, process::Command};
 use anyhow::Result;
 use serde_json::json;
 
-use crate::{Impl, Sizes, scenarios::Figures};
+use crate::{Impl, POLLING, Sizes, scenarios::Figures};
 
 const SIOXIDE_REDIS: &str = "socketioxide-redis 0.4";
 const NODE_CLASSIC: &str = "node redis-adapter classic";
+const NODE_STICKY: &str = "node sticky 2.0";
 const SIOXIDE_ALONE: &str = "socketioxide, no adapter (1 server)";
 
 pub(crate) struct Results {
@@ -68,8 +69,22 @@ impl Results {
             quick,
             runs,
             sizes: format!(
-                "{} clients; blast {} + {} warm-up events; paced {} events at 500/s; adapter path {} × 64 B and {} × 4 KiB; {} requests of each kind",
-                s.clients, s.blast, s.warm, s.paced, s.path_small, s.path_large, s.requests
+                "{} clients; blast {} + {} warm-up events; paced {} events at 500/s; adapter path {} × 64 B and {} × 4 KiB; {} requests of each kind{}",
+                s.clients,
+                s.blast,
+                s.warm,
+                s.paced,
+                s.path_small,
+                s.path_large,
+                s.requests,
+                if s.polling_sessions > 0 {
+                    format!(
+                        "; polling {} sessions × {} round trips",
+                        s.polling_sessions, s.polling_round_trips
+                    )
+                } else {
+                    String::new()
+                }
             ),
             data: BTreeMap::new(),
             broker: Vec::new(),
@@ -279,6 +294,22 @@ impl Results {
                 ("acks_answers", "acks"),
             ],
         );
+        self.table(
+            &mut out,
+            impls,
+            POLLING,
+            &[
+                ("round_trips_per_s", "round trips/s"),
+                ("p50_ms", "p50 ms"),
+                ("p99_ms", "p99 ms"),
+                (
+                    "connections_per_round_trip",
+                    "TCP connections per round trip",
+                ),
+                ("failed_sessions", "failed sessions"),
+                ("node sticky 2.0:round_trips_per_s", "vs Node sticky 2.0"),
+            ],
+        );
         if let Some((m, lo, hi)) = median(self.broker.clone()) {
             let _ = writeln!(
                 out,
@@ -349,6 +380,13 @@ impl Results {
                 "adapter path 64 B: cluster vs mesh",
                 ("switchboard cluster", "adapter path 64 B", "events_per_s"),
                 (mesh, "adapter path 64 B", "events_per_s"),
+                1.0,
+                true,
+            ),
+            (
+                "polling round trips/s: sticky vs Node sticky 2.0",
+                ("switchboard sticky", POLLING, "round_trips_per_s"),
+                (NODE_STICKY, POLLING, "round_trips_per_s"),
                 1.0,
                 true,
             ),
@@ -547,6 +585,8 @@ impl Results {
             |scenario: &str, metric: &str, fallback: Option<&str>| -> Vec<crate::chart::Row> {
                 impls
                     .iter()
+                    // the sticky rows have a scenario of their own, not charted
+                    .filter(|i| !i.sticky())
                     .map(|i| {
                         let v = self
                             .m(i.name, scenario, metric)

@@ -23,7 +23,7 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[i.min(sorted.len() - 1)]) / 1000.0
 }
 
-fn latency(f: &mut Figures, prefix: &str, mut l: Vec<u32>) {
+pub(crate) fn latency(f: &mut Figures, prefix: &str, mut l: Vec<u32>) {
     l.sort_unstable();
     f.insert(format!("{prefix}p50_ms"), percentile(&l, 0.50));
     f.insert(format!("{prefix}p99_ms"), percentile(&l, 0.99));

@@ -1,6 +1,7 @@
 //! One benchmark server: `bench-server --impl <name> [--redis URL] [--discovery URL] [--mongo URL]
 //! [--relay PATH [--primary]]`. Prints
-//! `ready <port>` once it listens (`--primary`: the cluster relay alone, `ready 0`). Every implementation runs the same app:
+//! `ready <port>` once it listens (`--primary`: the cluster relay alone, `ready 0`;
+//! `--impl switchboard-sticky [--workers N]`: a sticky primary and its workers). Every implementation runs the same app:
 //!
 //! - namespace `/`: load clients; each receives `count` events `{seq, ts, pad}` and acks `ask`;
 //! - namespace `/ctl`: the harness asks `blast {start, count, size, rate}` (server-wide `count`
@@ -159,6 +160,47 @@ async fn serve<A: Adapter + DefinedAdapter>(
     Ok(())
 }
 
+/// `--impl switchboard-sticky [--workers N]`: a sticky primary (it prints `ready <port>`) whose
+/// workers, this binary again, acknowledge `echo` on "/" with its argument. No adapter: the
+/// polling scenario measures the routing.
+async fn sticky(args: &[String]) -> Result<()> {
+    use socketioxide::handler::ConnectHandler;
+    use switchboard_sticky::{Primary, Role, StickyOptions, Worker};
+    match switchboard_sticky::role() {
+        Role::Primary => {
+            let workers = arg(args, "--workers")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(2);
+            let options = StickyOptions::default().workers(workers);
+            let primary = Primary::bind("127.0.0.1:0", options).await?;
+            println!("ready {}", primary.local_addr().port());
+            primary.run().await?;
+            Ok(())
+        }
+        Role::Worker { .. } => {
+            let (worker, listener) = Worker::connect().await?;
+            let (layer, io) = SocketIo::builder().build_layer();
+            // registered before CONNECT is answered (a connect middleware)
+            let register = async |s: SocketRef| {
+                s.on("echo", async |Data(v): Data<Json>, ack: AckSender| {
+                    let _ = ack.send(&v);
+                });
+                Ok::<(), std::convert::Infallible>(())
+            };
+            io.ns("/", (async |_: SocketRef| {}).with(register));
+            worker.watch(io.clone());
+            let app = worker.router(axum::Router::new().layer(layer));
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    worker.closed().await;
+                    io.close().await;
+                })
+                .await?;
+            Ok(())
+        }
+    }
+}
+
 /// The capped collection of every mongo implementation: large enough that a blast never wraps
 /// around while a change stream still reads it.
 const MONGO_CAPPED_SIZE: u64 = 256 << 20;
@@ -185,6 +227,7 @@ async fn main() -> Result<()> {
     let config = AdapterOptions::default();
     match imp.as_str() {
         "socketioxide" => serve(SocketIo::builder(), ready).await,
+        "switchboard-sticky" => sticky(&args).await,
         "socketioxide-redis" => {
             let mut cfg = fred::prelude::Config::from_url(&redis()?)?;
             cfg.version = fred::types::RespVersion::RESP3;
