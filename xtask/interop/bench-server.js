@@ -143,6 +143,8 @@ function stickyPrimary() {
   const { setupMaster } = require("@socket.io/sticky");
   const server = http.createServer();
   setupMaster(server, { loadBalancingMethod: "least-connection" });
+  // as its README: without it the first chunk reaches the worker as JSON, not a Buffer
+  cluster.setupPrimary({ serialization: "advanced" });
   const n = Number(arg("workers", "2"));
   let up = 0;
   cluster.on("message", (_worker, msg) => {
