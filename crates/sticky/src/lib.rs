@@ -9,9 +9,10 @@
 //! ([`role`] tells which): it serves the connections it is handed with its normal axum +
 //! socketioxide app, WebSocket and long-polling alike, with no copy through the primary.
 //!
-//! Unlike `@socket.io/sticky`, a keep-alive connection never carries requests of another
-//! worker's session: workers close every connection after its response (WebSocket upgrades
-//! excepted), so each request passes the primary. Request bodies never cross the primary at all.
+//! A keep-alive connection never carries requests of another worker's session (the fault of
+//! `@socket.io/sticky` 1.x): workers close every connection after its response (WebSocket
+//! upgrades excepted), so each request passes the primary. Request bodies never cross the
+//! primary at all (2.0 relays them over IPC).
 //! HTTP/2 (prior knowledge) is refused with `505`, malformed heads get `400`, slow ones `408`,
 //! huge ones `431`, unknown sessions Engine.IO's `400 {"code":1,"message":"Session ID unknown"}`,
 //! and `503` while no worker is alive. No adapter is needed for the routing; workers that must
