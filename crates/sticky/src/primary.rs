@@ -129,6 +129,30 @@ impl Shared {
         }
     }
 
+    /// Worker `index` (on control connection `conn`) opened or closed `sid`; `false` when that
+    /// connection is no longer the worker's.
+    fn session(&self, index: usize, conn: u64, sid: String, open: bool) -> bool {
+        let n = {
+            let mut state = self.state();
+            let State { slots, sids, .. } = &mut *state;
+            let Some(live) = slots[index].as_mut().filter(|l| l.conn == conn) else {
+                return false;
+            };
+            if open {
+                live.sessions.insert(sid.clone());
+                sids.insert(sid, index);
+            } else {
+                live.sessions.remove(&sid);
+                if sids.get(&sid) == Some(&index) {
+                    sids.remove(&sid);
+                }
+            }
+            live.sessions.len()
+        };
+        self.sessions_changed(index, n);
+        true
+    }
+
     /// The worker that owns `sid`, waiting a moment for news of a session just opened.
     async fn owner(&self, sid: &str) -> Option<usize> {
         if !head::is_sid(sid) {
@@ -590,33 +614,15 @@ async fn worker_conn(stream: UnixStream, shared: Arc<Shared>) {
         loop {
             match Up::read(&mut rd).await {
                 Ok(Some(Up::Open(sid))) => {
-                    let n = {
-                        let mut state = shared.state();
-                        let State { slots, sids, .. } = &mut *state;
-                        let Some(live) = slots[index].as_mut().filter(|l| l.conn == conn) else {
-                            return;
-                        };
-                        live.sessions.insert(sid.clone());
-                        sids.insert(sid, index);
-                        live.sessions.len()
-                    };
-                    shared.sessions_changed(index, n);
+                    if !shared.session(index, conn, sid, true) {
+                        return;
+                    }
                     shared.opened.notify_waiters();
                 }
                 Ok(Some(Up::Close(sid))) => {
-                    let n = {
-                        let mut state = shared.state();
-                        let State { slots, sids, .. } = &mut *state;
-                        let Some(live) = slots[index].as_mut().filter(|l| l.conn == conn) else {
-                            return;
-                        };
-                        live.sessions.remove(&sid);
-                        if sids.get(&sid) == Some(&index) {
-                            sids.remove(&sid);
-                        }
-                        live.sessions.len()
-                    };
-                    shared.sessions_changed(index, n);
+                    if !shared.session(index, conn, sid, false) {
+                        return;
+                    }
                 }
                 Ok(Some(Up::Hello { .. })) | Ok(None) => return,
                 Err(e) => {

@@ -336,13 +336,14 @@ async fn a_killed_workers_polling_session_gets_an_error_and_stop_ends_every_work
     let cluster = Cluster::start(2, &[], StickyOptions::default()).await;
     let addr = cluster.addr();
     let sid = handshake(addr).await;
-    // the worker told the primary before its answer left
+    // the worker told the primary before its answer left: the next request is routed to it (the
+    // primary may still be reading that word when the answer arrives, and waits for it)
+    let (status, _) = poll(addr, &sid).await;
+    assert_eq!(status, 200);
     let owner = cluster
         .handle
         .owner(&sid)
         .unwrap_or_else(|| panic!("{sid} unknown"));
-    let (status, _) = poll(addr, &sid).await;
-    assert_eq!(status, 200);
     let pid = cluster.handle.pids()[owner].unwrap_or_else(|| panic!("no pid"));
     assert!(
         Command::new("kill")
