@@ -23,10 +23,12 @@
 //!
 //! Rust 1.94.
 
+mod admission;
 mod metrics;
 mod server;
 
 pub use metrics::DiscoveryMetrics;
 pub use server::{
-    CLOSE_GOING_AWAY, CLOSE_UNAUTHORIZED, Discovery, DiscoveryOptions, RunningDiscovery,
+    CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_UNAUTHORIZED, Discovery, DiscoveryOptions,
+    RunningDiscovery,
 };

@@ -41,6 +41,7 @@ pub(crate) const FULL: Sizes = Sizes {
     requests: 30,
     polling_sessions: 0,
     polling_round_trips: 0,
+    stall: Duration::from_secs(30),
 };
 
 pub(crate) const QUICK: Sizes = Sizes {
@@ -53,6 +54,7 @@ pub(crate) const QUICK: Sizes = Sizes {
     requests: 10,
     polling_sessions: 0,
     polling_round_trips: 0,
+    stall: Duration::from_secs(30),
 };
 
 /// What the server itself sustains: `n` 64-byte documents inserted by one client (`insertMany`

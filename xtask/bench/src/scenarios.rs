@@ -29,7 +29,6 @@ pub(crate) fn latency(f: &mut Figures, prefix: &str, mut l: Vec<u32>) {
     f.insert(format!("{prefix}p99_ms"), percentile(&l, 0.99));
 }
 
-const STALL: Duration = Duration::from_secs(3);
 const LONG: Duration = Duration::from_secs(600);
 
 /// Server A emits `warm` then `n` events of `size` bytes at `rate`/s (0: unpaced) to `clients`
@@ -40,6 +39,8 @@ struct Emit {
     n: u64,
     size: usize,
     rate: u64,
+    /// No delivery for this long ends a wait (see `Sizes::stall`).
+    stall: Duration,
 }
 
 struct Outcome {
@@ -62,14 +63,16 @@ async fn emit(
     let blast = |start: u64, count: u64| json!({"start": start, "count": count, "size": e.size, "rate": e.rate});
     ctl.call("blast", blast(0, e.warm), LONG).await?;
     let c = &load.counters;
-    load.wait(&c.warm, e.warm * e.clients as u64, STALL).await;
+    load.wait(&c.warm, e.warm * e.clients as u64, e.stall).await;
     load.measure_from(e.warm);
     let before: Vec<u64> = servers.iter().map(|p| cpu_us(p.pid())).collect();
     let redis_before = redis.map_or(0, cpu_us);
     let client_before = cpu_us(std::process::id());
     let t0 = now_us();
     ctl.call("blast", blast(e.warm, e.n), LONG).await?;
-    let got = load.wait(&c.measured, e.n * e.clients as u64, STALL).await;
+    let got = load
+        .wait(&c.measured, e.n * e.clients as u64, e.stall)
+        .await;
     let wall_s = c.last_us.load(Ordering::Relaxed).saturating_sub(t0) as f64 / 1e6;
     Ok(Outcome {
         got,
@@ -118,6 +121,7 @@ pub(crate) async fn blast(servers: &[Proc], addrs: &[SocketAddr], s: &Sizes) -> 
         n: s.blast,
         size: 64,
         rate: 0,
+        stall: s.stall,
     };
     let o = emit(servers, addrs, None, &e).await?;
     let mut f = delivery_figures(servers, &e, &o);
@@ -138,6 +142,7 @@ pub(crate) async fn paced(servers: &[Proc], addrs: &[SocketAddr], s: &Sizes) -> 
         n: s.paced,
         size: 64,
         rate: 500,
+        stall: s.stall,
     };
     let o = emit(servers, addrs, None, &e).await?;
     let mut f = delivery_figures(servers, &e, &o);
@@ -156,6 +161,7 @@ pub(crate) async fn adapter_path(
     redis: Option<u32>,
     size: usize,
     n: u64,
+    stall: Duration,
 ) -> Result<Figures> {
     let e = Emit {
         clients: 2,
@@ -163,6 +169,7 @@ pub(crate) async fn adapter_path(
         n,
         size,
         rate: 0,
+        stall,
     };
     let o = emit(servers, addrs, redis, &e).await?;
     let remote = o.load.latencies(Some(1)).len() as f64;
