@@ -36,6 +36,7 @@
 //!
 //! Rust 1.94 (that of socketioxide 0.18).
 
+mod budget;
 #[cfg(feature = "prometheus")]
 pub mod metrics;
 mod options;

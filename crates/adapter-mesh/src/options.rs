@@ -16,6 +16,7 @@ pub struct MeshOptions {
     pub(crate) buffered_amount_threshold: usize,
     pub(crate) max_frame_size: usize,
     pub(crate) hello_timeout: Duration,
+    pub(crate) max_pending_handshakes: usize,
     pub(crate) uid: Option<String>,
     #[cfg(feature = "prometheus")]
     pub(crate) metrics: Option<crate::metrics::MeshMetrics>,
@@ -33,6 +34,7 @@ impl Default for MeshOptions {
             buffered_amount_threshold: 16 * 1024 * 1024,
             max_frame_size: 64 * 1024 * 1024,
             hello_timeout: Duration::from_secs(10),
+            max_pending_handshakes: 256,
             uid: None,
             #[cfg(feature = "prometheus")]
             metrics: None,
@@ -105,9 +107,17 @@ impl MeshOptions {
         self
     }
 
-    /// How long an accepted peer has to send its Hello (default 10 s).
+    /// How long an accepted connection has for its whole handshake, the WebSocket upgrade and
+    /// the Hello (default 10 s).
     pub fn hello_timeout(mut self, timeout: Duration) -> Self {
         self.hello_timeout = timeout;
+        self
+    }
+
+    /// Accepted connections that may be waiting for their Hello at once (default 256); further
+    /// ones are closed as soon as they are accepted.
+    pub fn max_pending_handshakes(mut self, connections: usize) -> Self {
+        self.max_pending_handshakes = connections.max(1);
         self
     }
 }

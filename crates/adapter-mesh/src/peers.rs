@@ -22,12 +22,15 @@ use tokio::{
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
-        Message,
-        protocol::{CloseFrame, frame::coding::CloseCode},
+        Error as WsError, Message,
+        protocol::{CloseFrame, WebSocketConfig, frame::coding::CloseCode},
     },
 };
 
-use crate::transport::Inner;
+use crate::{
+    budget::{Budgeted, PRE_AUTH_BYTES},
+    transport::Inner,
+};
 
 pub(crate) enum Out {
     Frame(Bytes),
@@ -87,6 +90,8 @@ where
     let conn = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel();
+    // the reader's own way to the writer: a Close reply or a 1009
+    let own = tx.clone();
     let buffered = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(Notify::new());
     let duplicate = {
@@ -145,7 +150,10 @@ where
                         code: CloseCode::from(code),
                         reason: reason.into(),
                     };
+                    // after the peer's own Close this is refused (SendAfterClosing); closing the
+                    // sink then sends the reply tungstenite queued
                     let _ = sink.send(Message::Close(Some(frame))).await;
+                    let _ = sink.close().await;
                     break;
                 }
             }
@@ -156,20 +164,37 @@ where
         ..Limits::DEFAULT
     };
     let mut closed = None;
-    let mut dropped = false;
+    // whether our Close is queued (dropped, a Close answered, a frame too big): the writer gets
+    // a moment to send it
+    let mut closing = false;
     loop {
         let message = tokio::select! {
-            message = stream.next() => message,
+            // a dropped peer is not read from any more, even with frames waiting
+            biased;
             () = stop.notified() => {
-                dropped = true;
+                closing = true;
                 break;
             }
+            message = stream.next() => message,
         };
-        let Some(Ok(message)) = message else { break };
+        let message = match message {
+            Some(Ok(message)) => message,
+            Some(Err(WsError::Capacity(e))) => {
+                tracing::warn!(peer = %uid, "a frame over max_frame_size ({e}): closing");
+                inner.dropped("frame-too-big");
+                let _ = own.send(Out::Close(1009, "message-too-big"));
+                closing = true;
+                break;
+            }
+            Some(Err(_)) | None => break,
+        };
         let bytes = match message {
             Message::Binary(bytes) => bytes,
             Message::Close(frame) => {
                 closed = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                // answered (tungstenite queued the reply; this sends it)
+                let _ = own.send(Out::Close(1000, ""));
+                closing = true;
                 break;
             }
             _ => continue,
@@ -183,8 +208,10 @@ where
             }
         }
     }
-    if dropped {
-        // our Close is queued: let the writer send it, but not wait on a peer that stalls
+    drop(own);
+    if closing {
+        // our Close is queued: let the writer send it, but not wait on a peer that stalls; its
+        // queued frames are released with the writer
         let _ = tokio::time::timeout(crate::transport::CLOSE_GRACE, all_written).await;
     }
     if let Some(writer) = writer {
@@ -200,25 +227,54 @@ where
     closed
 }
 
-/// Validates an accepted connection's Hello (protocol.md §8.4) and runs it.
-pub(crate) async fn accept<S>(inner: Arc<Inner>, mut ws: WebSocketStream<S>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let close = |reason: &'static str| {
+/// Upgrades an accepted connection, validates its Hello (protocol.md §8.4) and runs it. The whole
+/// handshake has `hello_timeout`; until the Hello is accepted the peer may send at most
+/// [`PRE_AUTH_BYTES`](crate::budget::PRE_AUTH_BYTES) and holds `permit` (a place among the
+/// connections waiting for their Hello).
+pub(crate) async fn accept(
+    inner: Arc<Inner>,
+    stream: tokio::net::TcpStream,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let deadline = tokio::time::Instant::now() + inner.options.hello_timeout;
+    let (stream, budget) = Budgeted::new(stream, PRE_AUTH_BYTES);
+    let config = WebSocketConfig::default()
+        .max_frame_size(Some(inner.options.max_frame_size))
+        .max_message_size(Some(inner.options.max_frame_size));
+    let upgraded = tokio::time::timeout_at(
+        deadline,
+        tokio_tungstenite::accept_async_with_config(stream, Some(config)),
+    )
+    .await;
+    let Ok(Ok(mut ws)) = upgraded else {
+        return; // not a WebSocket, or not in time: the socket is just closed
+    };
+    let close = |code: CloseCode, reason: &'static str| {
         Message::Close(Some(CloseFrame {
-            code: CloseCode::Protocol,
+            code,
             reason: reason.into(),
         }))
     };
-    let first = tokio::time::timeout(inner.options.hello_timeout, ws.next()).await;
-    let Ok(first) = first else {
-        let _ = ws.send(close("hello-timeout")).await;
-        return;
+    // a peer that does not read is not waited for
+    let goodbye = async |ws: &mut WebSocketStream<_>, message| {
+        let _ = tokio::time::timeout(crate::transport::CLOSE_GRACE, ws.send(message)).await;
+    };
+    let first = match tokio::time::timeout_at(deadline, ws.next()).await {
+        Ok(first) => first,
+        Err(_) => {
+            goodbye(&mut ws, close(CloseCode::Protocol, "hello-timeout")).await;
+            return;
+        }
     };
     let hello = match first {
         Some(Ok(Message::Binary(b))) if b.len() >= 2 => {
             mesh::decode_frame(&b, &Limits::DEFAULT).ok()
+        }
+        Some(Err(_)) => {
+            tracing::warn!("a connection sent more than a Hello before its Hello: closed");
+            inner.dropped("hello-too-big");
+            goodbye(&mut ws, close(CloseCode::Size, "message-too-big")).await;
+            return;
         }
         _ => None,
     };
@@ -247,12 +303,14 @@ where
     };
     match valid {
         Some((uid, address)) => {
+            budget.lift();
+            drop(permit);
             let replace = uid < inner.uid;
             run(inner, uid, address, ws, replace).await;
         }
         None => {
             tracing::warn!("a peer's Hello was refused");
-            let _ = ws.send(close("hello-invalid")).await;
+            goodbye(&mut ws, close(CloseCode::Protocol, "hello-invalid")).await;
         }
     }
 }
@@ -264,7 +322,7 @@ pub(crate) async fn dial(
     uid: String,
     address: String,
 ) -> Result<Option<String>, String> {
-    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+    let config = WebSocketConfig::default()
         .max_frame_size(Some(inner.options.max_frame_size))
         .max_message_size(Some(inner.options.max_frame_size));
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(&address, Some(config), true)

@@ -35,6 +35,9 @@ use crate::{
 /// Index of the static roster among the rosters.
 const STATIC: usize = usize::MAX;
 
+/// Largest message taken from a discovery service.
+const DISCOVERY_MAX_MESSAGE: usize = 16 * 1024 * 1024;
+
 /// How long a closing transport lets its peer writers send their Close frames.
 pub(crate) const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
@@ -392,24 +395,63 @@ impl MeshTransport {
     }
 }
 
+/// Errors of one connection, not of the listener (hyper's list): accept again at once.
+fn connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
+}
+
+/// Accepts peers. A failing `accept()` (out of file descriptors) pauses the loop, 10 ms doubling
+/// to 1 s, with a log, instead of spinning; at most `max_pending_handshakes` connections may be
+/// waiting for their Hello at once, further ones are closed at once.
 async fn acceptor(inner: Weak<Inner>, listener: TcpListener) {
+    let Some(max_pending) = inner.upgrade().map(|i| i.options.max_pending_handshakes) else {
+        return;
+    };
+    let pending = Arc::new(tokio::sync::Semaphore::new(max_pending.max(1)));
+    let mut backoff = Duration::ZERO;
+    let mut errors = 0u64;
+    let mut refused = 0u64;
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => {
+                backoff = Duration::ZERO;
+                stream
+            }
+            Err(e) if connection_error(&e) => continue,
+            Err(e) => {
+                backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                errors += 1;
+                if errors.is_power_of_two() {
+                    tracing::error!(errors, pause = ?backoff, "accepting a peer failed: {e}");
+                }
+                if let Some(inner) = inner.upgrade() {
+                    inner.dropped("accept-error");
+                }
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
         };
         let Some(inner) = inner.upgrade() else { break };
+        let Ok(permit) = pending.clone().try_acquire_owned() else {
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(
+                    refused,
+                    "too many peer connections waiting for their Hello: closing new ones"
+                );
+            }
+            inner.dropped("handshake-capacity");
+            continue;
+        };
         // frames are small and latency-bound (acks, request answers): no Nagle delay
         let _ = stream.set_nodelay(true);
-        let config = WebSocketConfig::default()
-            .max_frame_size(Some(inner.options.max_frame_size))
-            .max_message_size(Some(inner.options.max_frame_size));
         let conn = inner.clone();
-        inner.spawn(async move {
-            if let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
-            {
-                peers::accept(conn, ws).await;
-            }
-        });
+        inner.spawn(peers::accept(conn, stream, permit));
     }
 }
 
@@ -425,7 +467,12 @@ async fn discovery(inner: Weak<Inner>, index: usize, url: String) {
             token: me.options.auth_token.clone(),
         };
         drop(me);
-        if let Ok((mut ws, _)) = tokio_tungstenite::connect_async(&url).await
+        // a roster of 10,000 servers is about 600 KB
+        let config = WebSocketConfig::default()
+            .max_frame_size(Some(DISCOVERY_MAX_MESSAGE))
+            .max_message_size(Some(DISCOVERY_MAX_MESSAGE));
+        if let Ok((mut ws, _)) =
+            tokio_tungstenite::connect_async_with_config(&url, Some(config), false).await
             && ws
                 .send(Message::Binary(register.to_msgpack().into()))
                 .await
