@@ -22,6 +22,8 @@ pub struct RedisOptions {
     pub(crate) mode: Mode,
     pub(crate) key: String,
     pub(crate) queue_capacity: usize,
+    pub(crate) queue_bytes: usize,
+    pub(crate) max_publish_age: std::time::Duration,
 }
 
 impl Default for RedisOptions {
@@ -32,6 +34,8 @@ impl Default for RedisOptions {
             },
             key: "socket.io".into(),
             queue_capacity: 65_536,
+            queue_bytes: 64 * 1024 * 1024,
+            max_publish_age: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -70,6 +74,22 @@ impl RedisOptions {
     /// Messages queued for publishing before further ones are refused (default 65 536).
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// Bytes of payload queued for publishing before further messages are refused (default
+    /// 64 MiB): with large events the count alone would let the queue hold gigabytes.
+    pub fn queue_bytes(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes.max(1);
+        self
+    }
+
+    /// How old a queued message may get before it is dropped instead of published (default
+    /// 2 s). Node's adapter sends to local clients only while redis is down; this one drops
+    /// publishes at once while disconnected and never delivers a message later than this after
+    /// an outage.
+    pub fn max_publish_age(mut self, age: std::time::Duration) -> Self {
+        self.max_publish_age = age;
         self
     }
 

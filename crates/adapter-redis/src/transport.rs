@@ -3,8 +3,11 @@
 //! one dispatcher task routes what the subscriber receives to the namespaces.
 
 use std::{
-    sync::{Arc, Mutex, RwLock},
-    time::Duration,
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
@@ -38,6 +41,34 @@ struct Outgoing {
     channel: String,
     payload: Bytes,
     sharded: bool,
+    queued_at: Instant,
+    ns: Arc<Namespace>,
+}
+
+/// Publishes dropped (redis unreachable, queue full, too old, failed): counted, and logged at
+/// most every [`DropLog::EVERY`] with the number since the last line.
+#[derive(Default)]
+struct DropLog {
+    since_last: AtomicU64,
+    last: Mutex<Option<Instant>>,
+}
+
+impl DropLog {
+    const EVERY: Duration = Duration::from_secs(5);
+
+    fn note(&self, n: u64, why: &str) {
+        self.since_last.fetch_add(n, Ordering::Relaxed);
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            return;
+        }
+        *last = Some(Instant::now());
+        let dropped = self.since_last.swap(0, Ordering::Relaxed);
+        tracing::warn!(
+            dropped,
+            "redis publishes dropped ({why}): packets reached this server's clients only"
+        );
+    }
 }
 
 /// How a namespace speaks.
@@ -93,6 +124,9 @@ struct Inner {
     limits: Limits,
     namespaces: RwLock<Vec<Arc<Namespace>>>,
     queue: mpsc::Sender<Outgoing>,
+    /// Payload bytes in the queue (bounded by `queue_bytes`).
+    queued_bytes: AtomicUsize,
+    drops: DropLog,
     /// The resubscriber, the writer and the dispatcher: aborted when the transport is dropped
     /// (with the set).
     tasks: Mutex<JoinSet<()>>,
@@ -154,6 +188,8 @@ impl RedisTransport {
             limits: Limits::DEFAULT,
             namespaces: RwLock::new(Vec::new()),
             queue,
+            queued_bytes: AtomicUsize::new(0),
+            drops: DropLog::default(),
             tasks: Mutex::new(JoinSet::new()),
         });
         {
@@ -164,7 +200,7 @@ impl RedisTransport {
                 Arc::downgrade(&inner),
                 inner.subscriber.reconnect_rx(),
             ));
-            tasks.spawn(writer(inner.client.clone(), rx));
+            tasks.spawn(writer(Arc::downgrade(&inner), inner.client.clone(), rx));
             tasks.spawn(dispatcher(
                 Arc::downgrade(&inner),
                 inner.subscriber.message_rx(),
@@ -195,55 +231,112 @@ impl RedisTransport {
         });
     }
 
-    fn enqueue(&self, ns: &Namespace, out: Out, sharded: bool) -> Result<(), TransportError> {
-        ns.bytes(true, out.payload.len());
-        let queued = self
-            .inner
-            .queue
-            .try_send(Outgoing {
-                channel: out.channel,
-                payload: out.payload,
-                sharded,
-            })
-            .map_err(|e| match e {
+    /// Payload bytes waiting to be published now.
+    pub fn queued_bytes(&self) -> usize {
+        self.inner.queued_bytes.load(Ordering::Relaxed)
+    }
+
+    fn enqueue(&self, ns: &Arc<Namespace>, out: Out, sharded: bool) -> Result<(), TransportError> {
+        let inner = &self.inner;
+        let len = out.payload.len();
+        ns.bytes(true, len);
+        // redis unreachable: not queued for later (it would arrive late, or pile up); Node's
+        // adapter likewise reaches this server's clients only
+        if !inner.client.is_connected() {
+            ns.dropped("disconnected");
+            inner.drops.note(1, "redis unreachable");
+            return Err(TransportError::new(
+                TransportErrorKind::Disconnected,
+                "redis unreachable: not published",
+            ));
+        }
+        let queued = inner.queued_bytes.fetch_add(len, Ordering::AcqRel);
+        if queued > 0 && queued + len > inner.options.queue_bytes {
+            inner.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            ns.dropped("queue_full");
+            inner.drops.note(1, "publish queue over its byte bound");
+            return Err(TransportError::new(
+                TransportErrorKind::QueueFull,
+                "redis publish queue full (bytes)",
+            ));
+        }
+        let sent = inner.queue.try_send(Outgoing {
+            channel: out.channel,
+            payload: out.payload,
+            sharded,
+            queued_at: Instant::now(),
+            ns: ns.clone(),
+        });
+        sent.map_err(|e| {
+            inner.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            match e {
                 mpsc::error::TrySendError::Full(_) => {
+                    ns.dropped("queue_full");
+                    inner.drops.note(1, "publish queue full");
                     TransportError::new(TransportErrorKind::QueueFull, "redis publish queue full")
                 }
                 mpsc::error::TrySendError::Closed(_) => {
                     TransportError::new(TransportErrorKind::Closed, "redis transport closed")
                 }
-            });
-        if queued.is_err() {
-            ns.dropped("queue_full");
-        }
-        queued
+            }
+        })
     }
 }
 
-/// Publishes what is queued, pipelining every batch on the connection.
-async fn writer(client: fred::clients::Client, mut rx: mpsc::Receiver<Outgoing>) {
+/// Publishes what is queued, pipelining every batch on the connection. A message older than
+/// `max_publish_age` is dropped, and publishes fail fast instead of waiting in fred for a
+/// reconnection: nothing is delivered late after an outage.
+async fn writer(
+    inner: std::sync::Weak<Inner>,
+    client: fred::clients::Client,
+    mut rx: mpsc::Receiver<Outgoing>,
+) {
+    let fast = client.with_options(&fred::types::config::Options {
+        fail_fast: true,
+        ..Default::default()
+    });
     let mut batch = Vec::with_capacity(256);
     while rx.recv_many(&mut batch, 256).await > 0 {
+        let Some(inner) = inner.upgrade() else { break };
+        let bytes: usize = batch.iter().map(|o| o.payload.len()).sum();
+        inner.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        let max_age = inner.options.max_publish_age;
+        let before = batch.len();
+        batch.retain(|o| {
+            let fresh = o.queued_at.elapsed() <= max_age;
+            if !fresh {
+                o.ns.dropped("stale");
+            }
+            fresh
+        });
+        if batch.len() < before {
+            inner
+                .drops
+                .note((before - batch.len()) as u64, "older than max_publish_age");
+        }
         let sends = batch.drain(..).map(|o| {
-            let c = client.clone();
+            let c = &fast;
             async move {
-                if o.sharded {
+                let sent = if o.sharded {
                     c.spublish::<RedisValue, _, _>(o.channel, o.payload).await
                 } else {
                     c.publish::<RedisValue, _, _>(o.channel, o.payload).await
+                };
+                if sent.is_err() {
+                    o.ns.dropped("publish_failed");
                 }
+                sent.is_err()
             }
         });
         let failed = futures_util::future::join_all(sends)
             .await
             .into_iter()
-            .filter(Result::is_err)
+            .filter(|failed| *failed)
             .count();
         if failed > 0 {
-            tracing::warn!(
-                failed,
-                "redis publishes failed (redis unreachable?): dropped"
-            );
+            inner
+                .drops
+                .note(failed as u64, "publish failed, redis unreachable?");
         }
     }
 }

@@ -130,3 +130,150 @@ async fn classic_drops_malformed_payloads() {
 async fn sharded_drops_malformed_payloads() {
     malformed_payloads(RedisOptions::sharded()).await;
 }
+
+/// Redis down under a server publishing 64 KiB events: publishes are refused at once (Node's
+/// adapter then reaches this server's clients only), nothing piles up in the queue, local
+/// delivery goes on, and nothing sent during the outage reaches the other server after redis is
+/// back (fred would otherwise flush its reconnection buffer: late, and all at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_drops_publishes_at_once_and_delivers_nothing_late() {
+    use fred::prelude::ClientLike;
+    let mut redis = RedisServer::start();
+    let a = server(&redis, RedisOptions::classic()).await;
+    let b = server(&redis, RedisOptions::classic()).await;
+    converge(&[&a, &b], 2).await;
+    let mut ca = TestClient::connect(a.addr, "/", json!({}), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut cb = TestClient::connect(b.addr, "/", json!({}), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    a.io.emit("before", &1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(cb.receives("before", WAIT).await);
+
+    redis.stop();
+    switchboard_testkit::eventually(WAIT, async || {
+        switchboard_testkit::check(!a.transport.client().is_connected(), || {
+            "the client has not seen redis go".into()
+        })
+    })
+    .await;
+    let pad = "x".repeat(64 * 1024);
+    let mut refused = 0;
+    for i in 0..200 {
+        if a.io.emit("outage", &(i, &pad)).await.is_err() {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 200, "every publish is refused while redis is down");
+    assert_eq!(a.transport.queued_bytes(), 0, "nothing waits for redis");
+    // local delivery goes on
+    a.io.local()
+        .emit("local-marker", &())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let got = ca
+        .until("local-marker", WAIT)
+        .await
+        .unwrap_or_else(|| panic!("local delivery stopped"));
+    assert_eq!(
+        got.iter().filter(|e| e.name == "outage").count(),
+        200,
+        "the local clients got every event"
+    );
+
+    redis.restart();
+    // everything b receives from now on: no event of the outage may be among it
+    let mut received = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut resumed = false;
+    let mut n = 0;
+    while !resumed && tokio::time::Instant::now() < deadline {
+        n += 1;
+        let _ = a.io.emit("after", &n).await;
+        let until = tokio::time::Instant::now() + Duration::from_millis(200);
+        while let Some(e) = cb
+            .event(until.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
+            resumed |= e.name == "after";
+            received.push(e);
+        }
+    }
+    assert!(resumed, "broadcasts did not resume after redis came back");
+    a.io.emit("end", &())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    received.extend(
+        cb.until("end", WAIT)
+            .await
+            .unwrap_or_else(|| panic!("no end marker")),
+    );
+    let late = received.iter().filter(|e| e.name == "outage").count();
+    assert_eq!(
+        late, 0,
+        "events published while redis was down arrived after it came back"
+    );
+}
+
+/// Redis alive but not answering (stopped with SIGSTOP: the connection stays up, publishes wait
+/// for replies): the publish queue is bounded by bytes, not only by count, and what waited past
+/// `max_publish_age` is dropped when redis answers again, not delivered late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_redis_bounds_the_queue_by_bytes() {
+    let redis = RedisServer::start();
+    let options = RedisOptions::classic()
+        .queue_bytes(1024 * 1024)
+        .max_publish_age(Duration::from_millis(500));
+    let a = server(&redis, options.clone()).await;
+    let b = server(&redis, options).await;
+    converge(&[&a, &b], 2).await;
+    let mut cb = TestClient::connect(b.addr, "/", json!({}), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pid = redis.pid().unwrap_or_else(|| panic!("redis runs"));
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("kill: {e}"));
+        assert!(status.success());
+    };
+    signal("-STOP");
+    let pad = "x".repeat(64 * 1024);
+    let mut refused = 0;
+    let mut peak = 0;
+    for i in 0..400 {
+        if a.io.emit("stalled", &(i, &pad)).await.is_err() {
+            refused += 1;
+        }
+        peak = peak.max(a.transport.queued_bytes());
+    }
+    // the writer holds one batch in flight (at most 256 messages) besides the queue
+    eprintln!(
+        "redis stalled: {refused} of 400 × 64 KiB publishes refused, queue peaked at {peak} bytes"
+    );
+    assert!(refused > 0, "the byte bound refused publishes");
+    assert!(
+        peak <= 1024 * 1024 + 70 * 1024,
+        "queued bytes over the bound: {peak}"
+    );
+    // the queue waited well past max_publish_age: once redis answers, those are dropped
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    signal("-CONT");
+    a.io.emit("fresh", &1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let before = cb
+        .until("fresh", WAIT)
+        .await
+        .unwrap_or_else(|| panic!("delivery resumed"));
+    let late = before.iter().filter(|e| e.name == "stalled").count();
+    eprintln!("{late} stalled events reached the other server after redis answered again");
+    assert!(
+        late <= 256,
+        "only the batch already sent to redis may arrive: {late}"
+    );
+}

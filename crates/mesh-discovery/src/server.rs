@@ -363,9 +363,10 @@ impl Discovery {
             tokio::select! {
                 biased;
                 _ = &mut writer => {
-                    // it could not write for a whole ping interval, or the socket failed
+                    // it sent a Close (shutdown), or could not write for a whole ping interval,
+                    // or the socket failed
                     writer_done = true;
-                    tracing::info!(conn, "the pod stopped reading: terminating");
+                    tracing::debug!(conn, "the connection's writer ended: finishing");
                     break;
                 }
                 () = &mut register_by, if registered_as.is_none() => {
