@@ -306,10 +306,9 @@ impl Discovery {
             .connections
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let mut pods: Vec<u64> = registered.values().map(|e| e.conn).collect();
-        pods.dedup();
-        for conn in pods {
-            if let Some(c) = conns.get(&conn) {
+        // one server id per connection: one roster per pod
+        for entry in registered.values() {
+            if let Some(c) = conns.get(&entry.conn) {
                 c.roster.send_replace(Some(frame.clone()));
             }
         }
