@@ -10,6 +10,7 @@
 //! - [`services`]: `redis-server`, a Redis Cluster, SecantusDB and Node peers, on free ports.
 //! - [`interop`]: a Node server beside a Rust one, every operation in both directions.
 //! - [`faults`]: fault scenarios shared by the transports (a broker restarted mid-run).
+//! - [`fd_limit`]: a listener at the file descriptor limit (does its acceptor spin?).
 //! - [`eventually`]: wait for a condition with a deadline, never a fixed sleep.
 //!
 //! Not published (`publish = false`): a dev-dependency of the workspace's crates only, outside
@@ -53,6 +54,7 @@
 pub mod client;
 pub mod control;
 pub mod faults;
+pub mod fd_limit;
 pub mod handle;
 pub mod interop;
 mod memory_peer;
