@@ -68,7 +68,10 @@ impl IdleConnections {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("python3: {e}"));
-        let stdout = child.stdout.take().unwrap_or_else(|| panic!("python3 stdout"));
+        let stdout = child
+            .stdout
+            .take()
+            .unwrap_or_else(|| panic!("python3 stdout"));
         let line = tokio::task::spawn_blocking(move || {
             let mut line = String::new();
             let _ = BufReader::new(stdout).read_line(&mut line);
@@ -76,7 +79,11 @@ impl IdleConnections {
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(line.trim(), "connected", "python3 could not open {count} connections");
+        assert_eq!(
+            line.trim(),
+            "connected",
+            "python3 could not open {count} connections"
+        );
         Self(child)
     }
 }
