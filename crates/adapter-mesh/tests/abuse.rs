@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use switchboard_adapter_core::AdapterOptions;
 use switchboard_adapter_mesh::{MeshOptions, MeshTransport};
-use switchboard_testkit::{TestClient, TestServer, check, eventually, start};
+use switchboard_testkit::{TestClient, TestServer, check, eventually, resources::rss_kib, start};
 use switchboard_wire::{
     Body, ClusterMessage, Opts, PacketObject,
     mesh::{self, Hello},
@@ -105,19 +105,6 @@ async fn drain_until_closed(stream: &mut TcpStream, within: Duration) -> Option<
             Ok(Ok(n)) => total += n,
         }
     }
-}
-
-/// Resident memory of this process, in KiB.
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Upgrades a raw TCP connection by hand and returns it (no WebSocket library on our side, so

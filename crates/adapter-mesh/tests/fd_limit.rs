@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::SinkExt;
 use switchboard_adapter_mesh::{MeshOptions, MeshTransport};
-use switchboard_testkit::{check, eventually, fd_limit::cpu_share_at_fd_limit};
+use switchboard_testkit::{check, eventually, resources::cpu_share_at_fd_limit};
 use switchboard_wire::mesh::Hello;
 use tokio_tungstenite::{connect_async, tungstenite::Message};
 

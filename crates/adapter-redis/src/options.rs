@@ -24,6 +24,7 @@ pub struct RedisOptions {
     pub(crate) queue_capacity: usize,
     pub(crate) queue_bytes: usize,
     pub(crate) max_publish_age: std::time::Duration,
+    pub(crate) receive_queue_bytes: usize,
 }
 
 impl Default for RedisOptions {
@@ -36,6 +37,7 @@ impl Default for RedisOptions {
             queue_capacity: 65_536,
             queue_bytes: 64 * 1024 * 1024,
             max_publish_age: std::time::Duration::from_secs(2),
+            receive_queue_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -90,6 +92,16 @@ impl RedisOptions {
     /// an outage.
     pub fn max_publish_age(mut self, age: std::time::Duration) -> Self {
         self.max_publish_age = age;
+        self
+    }
+
+    /// Bytes of received messages waiting to be dispatched before further ones are dropped
+    /// (default 64 MiB). fred's subscriber ring is bounded by count only (16,384 messages); the
+    /// dispatcher empties it into a queue bounded by bytes before each message it handles, so a
+    /// burst of large messages faster than this server handles them is dropped (counted, a warn
+    /// every 5 s) instead of held.
+    pub fn receive_queue_bytes(mut self, bytes: usize) -> Self {
+        self.receive_queue_bytes = bytes;
         self
     }
 

@@ -45,10 +45,12 @@ struct Outgoing {
     ns: Arc<Namespace>,
 }
 
-/// Publishes dropped (redis unreachable, queue full, too old, failed): counted, and logged at
-/// most every [`DropLog::EVERY`] with the number since the last line.
-#[derive(Default)]
+/// Messages dropped (publishes: redis unreachable, queue full, too old, failed; received: over
+/// the receive queue's bound, fred's ring lagged): counted, and logged at most every
+/// [`DropLog::EVERY`] with the number since the last line.
 struct DropLog {
+    what: &'static str,
+    total: AtomicU64,
     since_last: AtomicU64,
     last: Mutex<Option<Instant>>,
 }
@@ -56,7 +58,17 @@ struct DropLog {
 impl DropLog {
     const EVERY: Duration = Duration::from_secs(5);
 
+    fn new(what: &'static str) -> Self {
+        DropLog {
+            what,
+            total: AtomicU64::new(0),
+            since_last: AtomicU64::new(0),
+            last: Mutex::new(None),
+        }
+    }
+
     fn note(&self, n: u64, why: &str) {
+        self.total.fetch_add(n, Ordering::Relaxed);
         self.since_last.fetch_add(n, Ordering::Relaxed);
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         if last.is_some_and(|t| t.elapsed() < Self::EVERY) {
@@ -64,10 +76,7 @@ impl DropLog {
         }
         *last = Some(Instant::now());
         let dropped = self.since_last.swap(0, Ordering::Relaxed);
-        tracing::warn!(
-            dropped,
-            "redis publishes dropped ({why}): packets reached this server's clients only"
-        );
+        tracing::warn!(dropped, "{} dropped ({why})", self.what);
     }
 }
 
@@ -127,6 +136,12 @@ struct Inner {
     /// Payload bytes in the queue (bounded by `queue_bytes`).
     queued_bytes: AtomicUsize,
     drops: DropLog,
+    /// Payload bytes received and not yet dispatched (bounded by `receive_queue_bytes`).
+    received_bytes: AtomicUsize,
+    received_drops: DropLog,
+    /// Test plumbing: the dispatcher stops handling messages (and keeps receiving) while true.
+    #[cfg(feature = "__test-support")]
+    paused: tokio::sync::watch::Sender<bool>,
     /// The resubscriber, the writer and the dispatcher: aborted when the transport is dropped
     /// (with the set).
     tasks: Mutex<JoinSet<()>>,
@@ -189,7 +204,11 @@ impl RedisTransport {
             namespaces: RwLock::new(Vec::new()),
             queue,
             queued_bytes: AtomicUsize::new(0),
-            drops: DropLog::default(),
+            drops: DropLog::new("redis publishes (packets reached this server's clients only)"),
+            received_bytes: AtomicUsize::new(0),
+            received_drops: DropLog::new("received redis messages"),
+            #[cfg(feature = "__test-support")]
+            paused: tokio::sync::watch::Sender::new(false),
             tasks: Mutex::new(JoinSet::new()),
         });
         {
@@ -229,6 +248,31 @@ impl RedisTransport {
             let _ = subscriber.quit().await;
             let _ = client.quit().await;
         });
+    }
+
+    /// Test plumbing: while `paused`, the dispatcher handles no received message but keeps
+    /// taking them from fred (as a dispatcher slower than the subscriber would).
+    #[cfg(feature = "__test-support")]
+    #[doc(hidden)]
+    pub fn pause_dispatch_for_tests(&self, paused: bool) {
+        self.inner.paused.send_replace(paused);
+    }
+
+    /// Publishes dropped since the start (redis unreachable, queue full, too old, failed).
+    pub fn publishes_dropped(&self) -> u64 {
+        self.inner.drops.total.load(Ordering::Relaxed)
+    }
+
+    /// Received messages dropped since the start (the receive queue over its byte bound, or
+    /// fred's ring overwritten before the dispatcher took them).
+    pub fn received_dropped(&self) -> u64 {
+        self.inner.received_drops.total.load(Ordering::Relaxed)
+    }
+
+    /// Payload bytes received from redis and not yet handled (bounded by
+    /// [`RedisOptions::receive_queue_bytes`]).
+    pub fn received_bytes(&self) -> usize {
+        self.inner.received_bytes.load(Ordering::Relaxed)
     }
 
     /// Payload bytes waiting to be published now.
@@ -391,71 +435,157 @@ async fn subscribe(
     }
 }
 
-/// Routes received messages to their namespaces.
-async fn dispatcher(
-    inner: std::sync::Weak<Inner>,
-    mut rx: tokio::sync::broadcast::Receiver<fred::types::Message>,
-) {
-    loop {
-        let message = match rx.recv().await {
-            Ok(m) => m,
-            Err(RecvError::Lagged(n)) => {
-                tracing::error!(dropped = n, "redis subscriber lagged: messages dropped");
-                if let Some(inner) = inner.upgrade() {
-                    for ns in inner
-                        .namespaces
-                        .read()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .iter()
-                    {
-                        ns.dropped("subscriber_lagged");
-                    }
-                }
-                continue;
+/// Received messages waiting for the dispatcher, bounded by bytes.
+#[derive(Default)]
+struct Backlog {
+    messages: std::collections::VecDeque<(fred::types::Message, usize)>,
+    bytes: usize,
+}
+
+impl Backlog {
+    /// Queues `message`, or drops it (counted) when the backlog is over its byte bound; a message
+    /// alone is always taken (its size is bounded by the decoder's limits).
+    fn admit(&mut self, inner: &Inner, message: fred::types::Message) {
+        let len = message.value.as_bytes().map_or(0, <[u8]>::len);
+        if !self.messages.is_empty() && self.bytes + len > inner.options.receive_queue_bytes {
+            inner
+                .received_drops
+                .note(1, "receive queue over its byte bound");
+            if let Some(ns) = inner.namespace_of(&message.channel) {
+                ns.dropped("receive_queue_full");
             }
-            Err(RecvError::Closed) => break,
-        };
-        let Some(inner) = inner.upgrade() else { break };
-        let channel: &str = &message.channel;
-        let Some(payload) = message.value.as_bytes() else {
-            continue;
-        };
-        let namespaces = inner
-            .namespaces
+            return;
+        }
+        self.bytes += len;
+        inner.received_bytes.store(self.bytes, Ordering::Relaxed);
+        self.messages.push_back((message, len));
+    }
+
+    fn pop(&mut self, inner: &Inner) -> Option<fred::types::Message> {
+        let (message, len) = self.messages.pop_front()?;
+        self.bytes -= len;
+        inner.received_bytes.store(self.bytes, Ordering::Relaxed);
+        Some(message)
+    }
+}
+
+impl Inner {
+    /// The namespace a message on `channel` is for: the longest matching prefix wins (namespaces
+    /// `/a` and `/a#b` share one).
+    fn namespace_of(&self, channel: &str) -> Option<Arc<Namespace>> {
+        self.namespaces
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        // the longest matching prefix wins (namespaces `/a` and `/a#b` share one)
-        let Some(ns) = namespaces
             .iter()
             .filter(|ns| ns.owns(channel))
             .max_by_key(|ns| ns.nsp.len())
-        else {
+            .cloned()
+    }
+
+    /// fred's ring overwrote `n` messages the dispatcher had not taken.
+    fn lagged(&self, n: u64) {
+        self.received_drops.note(n, "fred's subscriber ring lagged");
+        for ns in self
+            .namespaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            ns.dropped("subscriber_lagged");
+        }
+    }
+}
+
+/// Routes received messages to their namespaces. Before each message it handles, it takes
+/// everything fred has received since into a [`Backlog`] bounded by bytes: fred's ring is bounded
+/// by count only.
+async fn dispatcher(
+    weak: std::sync::Weak<Inner>,
+    mut rx: tokio::sync::broadcast::Receiver<fred::types::Message>,
+) {
+    use tokio::sync::broadcast::error::TryRecvError;
+    let mut backlog = Backlog::default();
+    #[cfg(feature = "__test-support")]
+    let mut paused = match weak.upgrade() {
+        Some(inner) => inner.paused.subscribe(),
+        None => return,
+    };
+    loop {
+        let Some(inner) = weak.upgrade() else { break };
+        let mut closed = false;
+        loop {
+            match rx.try_recv() {
+                Ok(m) => backlog.admit(&inner, m),
+                Err(TryRecvError::Lagged(n)) => inner.lagged(n),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Closed) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        #[cfg(feature = "__test-support")]
+        if *paused.borrow_and_update() && !closed {
+            tokio::select! {
+                _ = paused.changed() => {}
+                r = rx.recv() => match r {
+                    Ok(m) => backlog.admit(&inner, m),
+                    Err(RecvError::Lagged(n)) => inner.lagged(n),
+                    Err(RecvError::Closed) => {}
+                },
+            }
+            continue;
+        }
+        let Some(message) = backlog.pop(&inner) else {
+            if closed {
+                break;
+            }
+            // not holding the transport while waiting: dropping it aborts this task
+            drop(inner);
+            let received = rx.recv().await;
+            let Some(inner) = weak.upgrade() else { break };
+            match received {
+                Ok(m) => backlog.admit(&inner, m),
+                Err(RecvError::Lagged(n)) => inner.lagged(n),
+                Err(RecvError::Closed) => break,
+            }
             continue;
         };
-        ns.bytes(false, payload.len());
-        let decoded = match &ns.protocol {
-            Protocol::Classic(c) => {
-                let mut shapes = ns.shapes.lock().unwrap_or_else(|e| e.into_inner());
-                c.receive(channel, payload, &inner.limits, &mut shapes)
-            }
-            Protocol::Sharded(_) => {
-                ClusterMessage::decode(payload, Dialect::Cluster, &inner.limits).map(Some)
-            }
-        };
-        match decoded {
-            Ok(Some(m)) => {
-                ns.inbox.deliver(m);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                ns.dropped("malformed");
-                tracing::debug!(
-                    channel,
-                    "dropped a malformed or foreign message: {}",
-                    switchboard_adapter_core::report(&e)
-                );
-            }
+        dispatch(&inner, message);
+    }
+}
+
+/// Decodes a received message and hands it to its namespace's engine.
+fn dispatch(inner: &Inner, message: fred::types::Message) {
+    let channel: &str = &message.channel;
+    let Some(payload) = message.value.as_bytes() else {
+        return;
+    };
+    let Some(ns) = inner.namespace_of(channel) else {
+        return;
+    };
+    ns.bytes(false, payload.len());
+    let decoded = match &ns.protocol {
+        Protocol::Classic(c) => {
+            let mut shapes = ns.shapes.lock().unwrap_or_else(|e| e.into_inner());
+            c.receive(channel, payload, &inner.limits, &mut shapes)
+        }
+        Protocol::Sharded(_) => {
+            ClusterMessage::decode(payload, Dialect::Cluster, &inner.limits).map(Some)
+        }
+    };
+    match decoded {
+        Ok(Some(m)) => {
+            ns.inbox.deliver(m);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            ns.dropped("malformed");
+            tracing::debug!(
+                channel,
+                "dropped a malformed or foreign message: {}",
+                switchboard_adapter_core::report(&e)
+            );
         }
     }
 }

@@ -277,3 +277,71 @@ async fn a_stalled_redis_bounds_the_queue_by_bytes() {
         "only the batch already sent to redis may arrive: {late}"
     );
 }
+
+/// A server that handles received messages slower than redis sends them (its dispatcher paused):
+/// what fred receives is held up to `receive_queue_bytes` and the rest dropped and counted, not
+/// kept; once the dispatcher runs again, what was held is delivered and delivery goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_receiver_bounds_its_backlog_by_bytes() {
+    use switchboard_testkit::resources::rss_kib;
+    const BOUND: usize = 1024 * 1024;
+    const SENT: usize = 400;
+    let redis = RedisServer::start();
+    let a = server(&redis, RedisOptions::classic()).await;
+    let b = server(&redis, RedisOptions::classic().receive_queue_bytes(BOUND)).await;
+    converge(&[&a, &b], 2).await;
+    let mut cb = TestClient::connect(b.addr, "/", json!({}), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    b.transport.pause_dispatch_for_tests(true);
+    let rss_before = rss_kib();
+    let pad = "x".repeat(64 * 1024);
+    for i in 0..SENT {
+        a.io.emit("burst", &(i, &pad))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    // every message reached b: held (within the bound) or dropped
+    let held_max = BOUND / (64 * 1024) + 1;
+    let mut peak = 0;
+    switchboard_testkit::eventually(WAIT, async || {
+        peak = peak.max(b.transport.received_bytes());
+        let dropped = b.transport.received_dropped();
+        switchboard_testkit::check(dropped as usize >= SENT - held_max, || {
+            format!("{dropped} of {SENT} dropped so far")
+        })
+    })
+    .await;
+    peak = peak.max(b.transport.received_bytes());
+    let dropped = b.transport.received_dropped() as usize;
+    eprintln!(
+        "dispatcher paused, {SENT} × 64 KiB received: {dropped} dropped, backlog peaked at \
+         {peak} bytes, RSS +{} KiB",
+        rss_kib().saturating_sub(rss_before)
+    );
+    assert!(
+        peak <= BOUND + 70 * 1024,
+        "received backlog over the bound: {peak} bytes"
+    );
+    b.transport.pause_dispatch_for_tests(false);
+    a.io.emit("after", &1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let before = cb
+        .until("after", WAIT)
+        .await
+        .unwrap_or_else(|| panic!("delivery resumed"));
+    let held: Vec<_> = before
+        .iter()
+        .filter(|e| e.name == "burst")
+        .map(|e| e.args[0].clone())
+        .collect();
+    // the last of the burst may have come in after the pause ended
+    let dropped = b.transport.received_dropped() as usize;
+    assert_eq!(
+        held.len(),
+        SENT - dropped,
+        "what was held is delivered: {held:?}"
+    );
+    assert_eq!(b.transport.received_bytes(), 0);
+}

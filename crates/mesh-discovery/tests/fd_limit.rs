@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use switchboard_mesh_discovery::{Discovery, DiscoveryOptions};
-use switchboard_testkit::fd_limit::cpu_share_at_fd_limit;
+use switchboard_testkit::resources::cpu_share_at_fd_limit;
 use switchboard_wire::{Limits, mesh::DiscoveryMessage};
 use tokio::net::TcpListener;
 use tokio_tungstenite::{connect_async, tungstenite::Message};

@@ -10,7 +10,7 @@
 //! - [`services`]: `redis-server`, a Redis Cluster, SecantusDB and Node peers, on free ports.
 //! - [`interop`]: a Node server beside a Rust one, every operation in both directions.
 //! - [`faults`]: fault scenarios shared by the transports (a broker restarted mid-run).
-//! - [`fd_limit`]: a listener at the file descriptor limit (does its acceptor spin?).
+//! - [`resources`]: CPU, memory and descriptors of the process; a listener at the fd limit.
 //! - [`eventually`]: wait for a condition with a deadline, never a fixed sleep.
 //!
 //! Not published (`publish = false`): a dev-dependency of the workspace's crates only, outside
@@ -54,11 +54,11 @@
 pub mod client;
 pub mod control;
 pub mod faults;
-pub mod fd_limit;
 pub mod handle;
 pub mod interop;
 mod memory_peer;
 mod paths;
+pub mod resources;
 pub mod server;
 pub mod services;
 pub mod suite;

@@ -1,5 +1,6 @@
-//! A listener at the file descriptor limit: `accept()` fails with EMFILE while connections wait in
-//! the backlog. What a test needs to show an acceptor pauses instead of spinning on the error.
+//! What a process uses (CPU time, resident memory, descriptors), and a listener at the file
+//! descriptor limit: `accept()` fails with EMFILE while connections wait in the backlog, what a
+//! test needs to show an acceptor pauses instead of spinning on the error.
 //!
 //! [`cpu_share_at_fd_limit`] lowers the limit of the **whole process**: a test using it belongs
 //! alone in its test binary.
@@ -39,6 +40,19 @@ impl ProcessCpu {
         // clock ticks: 100 per second on Linux
         Duration::from_millis(ticks * 10)
     }
+}
+
+/// Resident memory of this process, in KiB.
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Descriptors this process has open.
