@@ -228,6 +228,40 @@ pub async fn every_operation_both_ways<T: Transport>(c: &mut NodeCluster<T>, nod
         "{answer}"
     );
 
+    // a silent client of the Node server: the Rust caller gets its acks and one timeout error
+    // for the missing one, as Node's callback gets its timeout error
+    {
+        let mut silent = TestClient::connect(c.node.addr(), "/", json!({}), None)
+            .await
+            .unwrap_or_else(|e| panic!("silent client: {e}"));
+        let stream = c
+            .rust
+            .io
+            .timeout(Duration::from_millis(800))
+            .emit_with_ack::<_, Json>("ask", &2)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let results: Vec<Result<Json, String>> = tokio::time::timeout(
+            WAIT,
+            stream.map(|(_, r)| r.map_err(|e| e.to_string())).collect(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the ack stream ends at its timeout"));
+        let errors: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert_eq!(results.len() - errors.len(), 3, "{results:?}");
+        assert_eq!(
+            errors.len(),
+            1,
+            "one timeout for the silent client: {results:?}"
+        );
+        assert!(errors[0].contains("timeout"), "{errors:?}");
+        // gone from the Node server before the next steps count sockets
+        let id = silent.sid().to_owned();
+        c.cmd(json!({"op": "remote", "id": id, "action": "disconnect"}))
+            .await;
+        assert!(silent.disconnected(WAIT).await);
+    }
+
     // fetchSockets from Rust: Node's sockets, with usable (aliased) ids
     let sockets = c
         .rust
@@ -354,24 +388,31 @@ pub async fn every_operation_both_ways<T: Transport>(c: &mut NodeCluster<T>, nod
         .await;
     assert_eq!(answer["responses"], json!(["rust-pong-n"]));
 
-    // allRooms
-    let rooms = c.rust.io.rooms().await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        rooms.iter().any(|r| r == "other") && rooms.iter().any(|r| r == "club"),
-        "{rooms:?}"
-    );
+    // allRooms: the same answer from both servers, every socket's own id included
+    let rooms: BTreeSet<String> = c
+        .rust
+        .io
+        .rooms()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|r| r.to_string())
+        .collect();
+    let expected: BTreeSet<String> = ["room1", "other", "club", rc.sid(), nc.sid(), nc2.sid()]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(rooms, expected);
     if node_all_rooms {
         let all = c.cmd(json!({"op": "allRooms"})).await;
-        let all: BTreeSet<&str> = all
+        let all: BTreeSet<String> = all
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(Json::as_str)
+            .map(String::from)
             .collect();
-        assert!(
-            all.contains("club") && all.contains(rc.sid()) && all.contains("other"),
-            "{all:?}"
-        );
+        assert_eq!(all, rooms, "Node's allRooms and the Rust server's");
     }
 
     // disconnects both ways

@@ -1,6 +1,7 @@
 //! The stream of a broadcast with acks: local acks merged with remote ones. It ends when every
 //! node counted its clients and every counted ack arrived, when the awaited nodes are gone, or at
-//! the deadline; never later.
+//! the deadline; never later. At the deadline each missing remote ack is one timeout error, as
+//! socketioxide reports a local client that did not answer.
 
 use std::{
     collections::HashMap,
@@ -36,8 +37,11 @@ struct Totals {
 pin_project_lite::pin_project! {
     /// Acks of one broadcast, from local and remote clients.
     ///
-    /// Remote acks carry no socket id in Node's protocol: they come with `Sid::ZERO`. Remote
-    /// clients that do not answer in time simply yield nothing.
+    /// Remote acks carry no socket id in Node's protocol: they come with `Sid::ZERO`. At the
+    /// deadline, each remote client counted but not heard from yields `(Sid::ZERO,
+    /// Err(timeout))`, and so does each awaited server that did not even say how many clients it
+    /// has (at least one of its clients is missing): the caller sees that answers are missing, as
+    /// Node's callback gets its timeout error.
     pub struct AckStream<E: SocketEmitter> {
         #[pin]
         local: E::AckStream,
@@ -50,7 +54,38 @@ pin_project_lite::pin_project! {
         parser: ParserKind,
         // time to first remote ack, for the `broadcastWithAck` request metric
         timer: Option<(crate::Metrics, std::time::Instant)>,
+        // timeout errors still to yield, counted at the deadline
+        timeouts: u64,
         _guard: Option<Guard>,
+    }
+}
+
+/// The emitter's "ack timeout" error. socketioxide's `AckError` is a serde enum whose
+/// `Timeout` is a unit variant, which is how it travels between servers; an emitter error
+/// without such a variant gets no timeout items.
+fn timeout_error<A: serde::de::DeserializeOwned>() -> Option<A> {
+    use serde::de::{IntoDeserializer, value::Error};
+    A::deserialize(IntoDeserializer::<Error>::into_deserializer("Timeout")).ok()
+}
+
+/// Remote acks still missing: per awaited node, its counted clients not heard from, or one when
+/// it never counted.
+fn missing(waiting: &Waiting, nodes: &HashMap<String, NodeAcks>, totals: &Totals) -> u64 {
+    match waiting {
+        Waiting::Nodes(set) => set
+            .iter()
+            .map(|u| match nodes.get(u) {
+                Some(NodeAcks {
+                    count: Some(c),
+                    received,
+                }) => c.saturating_sub(*received),
+                _ => 1,
+            })
+            .sum(),
+        Waiting::Count(c) => {
+            totals.expected.saturating_sub(totals.received)
+                + (*c as u64).saturating_sub(totals.counts as u64)
+        }
     }
 }
 
@@ -75,6 +110,7 @@ impl<E: SocketEmitter> AckStream<E> {
             totals: Totals::default(),
             parser,
             timer: None,
+            timeouts: 0,
             _guard: guard,
         }
     }
@@ -142,6 +178,7 @@ impl<E: SocketEmitter> Stream for AckStream<E> {
                     }
                     Poll::Pending => {
                         if this.deadline.as_mut().poll(cx).is_ready() {
+                            *this.timeouts = missing(this.waiting, this.nodes, this.totals);
                             *this.remote = None;
                             break;
                         }
@@ -149,6 +186,13 @@ impl<E: SocketEmitter> Stream for AckStream<E> {
                     }
                 }
             }
+        }
+        if *this.timeouts > 0 {
+            if let Some(e) = timeout_error::<E::AckError>() {
+                *this.timeouts -= 1;
+                return Poll::Ready(Some((Sid::ZERO, Err(e))));
+            }
+            *this.timeouts = 0;
         }
         if this.local.is_terminated() {
             Poll::Ready(None)
@@ -160,6 +204,6 @@ impl<E: SocketEmitter> Stream for AckStream<E> {
 
 impl<E: SocketEmitter> FusedStream for AckStream<E> {
     fn is_terminated(&self) -> bool {
-        self.remote.is_none() && self.local.is_terminated()
+        self.remote.is_none() && self.timeouts == 0 && self.local.is_terminated()
     }
 }

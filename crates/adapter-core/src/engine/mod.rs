@@ -683,6 +683,14 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for ClusterAdapter<E, T> {
             .into_iter()
             .map(|r| r.to_string())
             .collect();
+        // Node puts every socket in the room of its own id, and other servers answer with those
+        // rooms: so does this one for its own sockets
+        rooms.extend(
+            self.local
+                .sockets(opts.clone())
+                .into_iter()
+                .map(|sid| sid.to_string()),
+        );
         if opts.is_local(self.local.server_id()) {
             return Ok(rooms.into_iter().map(Room::from).collect());
         }
