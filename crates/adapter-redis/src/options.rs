@@ -12,7 +12,8 @@ pub enum Mode {
     },
     /// `createShardedAdapter` in `static` subscription mode: SPUBLISH / SSUBSCRIBE, the cluster
     /// protocol. Node's default `dynamic` mode needs room join/leave hooks socketioxide does not
-    /// have: a Node peer in dynamic mode is detected at start and refused with an error.
+    /// have: a Node peer in dynamic mode is detected at start and refused with an error, and
+    /// looked for again every [`RedisOptions::peer_check_interval`] after.
     Sharded,
 }
 
@@ -25,6 +26,7 @@ pub struct RedisOptions {
     pub(crate) queue_bytes: usize,
     pub(crate) max_publish_age: std::time::Duration,
     pub(crate) receive_queue_bytes: usize,
+    pub(crate) peer_check_interval: std::time::Duration,
 }
 
 impl Default for RedisOptions {
@@ -38,6 +40,7 @@ impl Default for RedisOptions {
             queue_bytes: 64 * 1024 * 1024,
             max_publish_age: std::time::Duration::from_secs(2),
             receive_queue_bytes: 64 * 1024 * 1024,
+            peer_check_interval: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -102,6 +105,18 @@ impl RedisOptions {
     /// every 5 s) instead of held.
     pub fn receive_queue_bytes(mut self, bytes: usize) -> Self {
         self.receive_queue_bytes = bytes;
+        self
+    }
+
+    /// Sharded mode: how often each namespace checks that no Node peer runs in `dynamic`
+    /// subscription mode (default 5 s; zero turns the check off). Such a peer publishes
+    /// single-room broadcasts on room channels this transport does not subscribe to: found at
+    /// start, the namespace refuses to start; found later (a dynamic peer started after this
+    /// server, or idle until one of its sockets joined a room), it is logged as an error,
+    /// counted as `dropped{reason="dynamic_peer"}` and reported by
+    /// [`RedisTransport::incompatible_peer`](crate::RedisTransport::incompatible_peer).
+    pub fn peer_check_interval(mut self, interval: std::time::Duration) -> Self {
+        self.peer_check_interval = interval;
         self
     }
 

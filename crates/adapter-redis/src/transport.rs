@@ -139,6 +139,8 @@ struct Inner {
     /// Payload bytes received and not yet dispatched (bounded by `receive_queue_bytes`).
     received_bytes: AtomicUsize,
     received_drops: DropLog,
+    /// Sharded mode: a room channel only a Node peer in `dynamic` mode subscribes, as last seen.
+    dynamic_peer: Mutex<Option<String>>,
     /// Test plumbing: the dispatcher stops handling messages (and keeps receiving) while true.
     #[cfg(feature = "__test-support")]
     paused: tokio::sync::watch::Sender<bool>,
@@ -207,6 +209,7 @@ impl RedisTransport {
             drops: DropLog::new("redis publishes (packets reached this server's clients only)"),
             received_bytes: AtomicUsize::new(0),
             received_drops: DropLog::new("received redis messages"),
+            dynamic_peer: Mutex::new(None),
             #[cfg(feature = "__test-support")]
             paused: tokio::sync::watch::Sender::new(false),
             tasks: Mutex::new(JoinSet::new()),
@@ -224,6 +227,10 @@ impl RedisTransport {
                 Arc::downgrade(&inner),
                 inner.subscriber.message_rx(),
             ));
+            let every = inner.options.peer_check_interval;
+            if matches!(inner.options.mode, Mode::Sharded) && !every.is_zero() {
+                tasks.spawn(watch_for_dynamic_peers(Arc::downgrade(&inner), every));
+            }
         }
         RedisTransport { inner }
     }
@@ -256,6 +263,17 @@ impl RedisTransport {
     #[doc(hidden)]
     pub fn pause_dispatch_for_tests(&self, paused: bool) {
         self.inner.paused.send_replace(paused);
+    }
+
+    /// Sharded mode: a room channel of a Node peer in `dynamic` subscription mode, as the last
+    /// check saw it (see [`RedisOptions::peer_check_interval`]). While `Some`, single-room
+    /// broadcasts from that peer do not reach this server's clients: report it in a health check.
+    pub fn incompatible_peer(&self) -> Option<String> {
+        self.inner
+            .dynamic_peer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Publishes dropped since the start (redis unreachable, queue full, too old, failed).
@@ -654,6 +672,87 @@ async fn check_no_dynamic_peers(
     client: &fred::clients::Client,
     channels: &ShardedChannels,
 ) -> Result<(), TransportError> {
+    match find_dynamic_peer(client, channels)
+        .await
+        .map_err(|e| redis_error(TransportErrorKind::Other, e))?
+    {
+        None => Ok(()),
+        Some(room) => Err(TransportError::new(
+            TransportErrorKind::Other,
+            dynamic_peer_message(&room),
+        )),
+    }
+}
+
+fn dynamic_peer_message(room: &str) -> String {
+    format!(
+        "a Node sharded adapter in `dynamic` subscription mode is subscribed to the room channel {room}: \
+         Switchboard's sharded transport supports `subscriptionMode: \"static\"` only, and misses the \
+         single-room broadcasts such a peer publishes on room channels; configure the Node servers with \
+         createShardedAdapter(..., {{ subscriptionMode: \"static\" }})"
+    )
+}
+
+/// Checks every `every` that no Node peer in `dynamic` mode joined any sharded namespace since
+/// it started (the check at attach only sees the peers already there).
+async fn watch_for_dynamic_peers(weak: std::sync::Weak<Inner>, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    let mut logged: Option<Instant> = None;
+    loop {
+        ticker.tick().await;
+        let Some(inner) = weak.upgrade() else { break };
+        let namespaces = inner
+            .namespaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let client = inner.client.clone();
+        // not holding the transport across the checks: dropping it aborts this task
+        drop(inner);
+        let mut found = None;
+        for ns in &namespaces {
+            let Protocol::Sharded(channels) = &ns.protocol else {
+                continue;
+            };
+            match find_dynamic_peer(&client, channels).await {
+                Ok(Some(room)) => {
+                    ns.dropped("dynamic_peer");
+                    found.get_or_insert(room);
+                }
+                Ok(None) => {}
+                // redis away: its outage is logged by the clients, and the next check retries
+                Err(e) => tracing::debug!(nsp = %ns.nsp, "dynamic peer check failed: {e}"),
+            }
+        }
+        let Some(inner) = weak.upgrade() else { break };
+        let mut seen = inner.dynamic_peer.lock().unwrap_or_else(|e| e.into_inner());
+        match &found {
+            Some(room) if seen.is_none() || logged.is_none_or(|t| t.elapsed() >= LOG_EVERY) => {
+                tracing::error!("{}", dynamic_peer_message(room));
+                logged = Some(Instant::now());
+            }
+            None if seen.is_some() => {
+                tracing::warn!("the Node peer in `dynamic` subscription mode is gone");
+                logged = None;
+            }
+            _ => {}
+        }
+        *seen = found;
+    }
+}
+
+/// How often an ongoing dynamic peer is logged again.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// A room channel of the namespace some client is subscribed to, which only a Node sharded
+/// adapter in `dynamic` mode does (one per room with a local socket). A dynamic peer with no
+/// socket in any room has none and cannot be seen.
+async fn find_dynamic_peer(
+    client: &fred::clients::Client,
+    channels: &ShardedChannels,
+) -> Result<Option<String>, fred::error::Error> {
     let pattern: String = channels
         .main()
         .chars()
@@ -675,15 +774,13 @@ async fn check_no_dynamic_peers(
                 let reply = client
                     .with_cluster_node(server)
                     .pubsub_shardchannels::<RedisValue, _>(pattern.clone())
-                    .await
-                    .map_err(|e| redis_error(TransportErrorKind::Other, e))?;
+                    .await?;
                 ask(reply);
             }
         }
         None => ask(client
             .pubsub_shardchannels::<RedisValue, _>(pattern.clone())
-            .await
-            .map_err(|e| redis_error(TransportErrorKind::Other, e))?),
+            .await?),
     }
     // the main channel and nodes' response channels (16 hex uids) are static mode's own
     let is_node_channel = |c: &str| {
@@ -692,17 +789,7 @@ async fn check_no_dynamic_peers(
                 .and_then(|rest| rest.strip_suffix('#'))
                 .is_some_and(|uid| uid.len() == 16 && uid.bytes().all(|b| b.is_ascii_hexdigit()))
     };
-    match found.iter().find(|c| !is_node_channel(c)) {
-        None => Ok(()),
-        Some(room) => Err(TransportError::new(
-            TransportErrorKind::Other,
-            format!(
-                "a Node sharded adapter in `dynamic` subscription mode is subscribed to the room channel {room}: \
-                 Switchboard's sharded transport supports `subscriptionMode: \"static\"` only; \
-                 configure the Node servers with createShardedAdapter(..., {{ subscriptionMode: \"static\" }})"
-            ),
-        )),
-    }
+    Ok(found.into_iter().find(|c| !is_node_channel(c)))
 }
 
 /// One namespace on redis.
