@@ -23,13 +23,19 @@ use switchboard_adapter_core::{
     Attach, Inbox, Link, Liveness, Transport, TransportError, TransportErrorKind,
 };
 use switchboard_wire::{
-    ClusterMessage, Dialect, Limits,
+    ClusterMessage, Limits,
     redis::{ClassicChannels, ShardedChannels},
 };
 use tokio::{
     sync::{broadcast::error::RecvError, mpsc},
     task::JoinSet,
 };
+
+mod dynamic_peers;
+mod receive;
+
+use dynamic_peers::{check_no_dynamic_peers, watch_for_dynamic_peers};
+use receive::dispatcher;
 
 use crate::{
     Mode, RedisError, RedisOptions,
@@ -453,161 +459,6 @@ async fn subscribe(
     }
 }
 
-/// Received messages waiting for the dispatcher, bounded by bytes.
-#[derive(Default)]
-struct Backlog {
-    messages: std::collections::VecDeque<(fred::types::Message, usize)>,
-    bytes: usize,
-}
-
-impl Backlog {
-    /// Queues `message`, or drops it (counted) when the backlog is over its byte bound; a message
-    /// alone is always taken (its size is bounded by the decoder's limits).
-    fn admit(&mut self, inner: &Inner, message: fred::types::Message) {
-        let len = message.value.as_bytes().map_or(0, <[u8]>::len);
-        if !self.messages.is_empty() && self.bytes + len > inner.options.receive_queue_bytes {
-            inner
-                .received_drops
-                .note(1, "receive queue over its byte bound");
-            if let Some(ns) = inner.namespace_of(&message.channel) {
-                ns.dropped("receive_queue_full");
-            }
-            return;
-        }
-        self.bytes += len;
-        inner.received_bytes.store(self.bytes, Ordering::Relaxed);
-        self.messages.push_back((message, len));
-    }
-
-    fn pop(&mut self, inner: &Inner) -> Option<fred::types::Message> {
-        let (message, len) = self.messages.pop_front()?;
-        self.bytes -= len;
-        inner.received_bytes.store(self.bytes, Ordering::Relaxed);
-        Some(message)
-    }
-}
-
-impl Inner {
-    /// The namespace a message on `channel` is for: the longest matching prefix wins (namespaces
-    /// `/a` and `/a#b` share one).
-    fn namespace_of(&self, channel: &str) -> Option<Arc<Namespace>> {
-        self.namespaces
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|ns| ns.owns(channel))
-            .max_by_key(|ns| ns.nsp.len())
-            .cloned()
-    }
-
-    /// fred's ring overwrote `n` messages the dispatcher had not taken.
-    fn lagged(&self, n: u64) {
-        self.received_drops.note(n, "fred's subscriber ring lagged");
-        for ns in self
-            .namespaces
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            ns.dropped("subscriber_lagged");
-        }
-    }
-}
-
-/// Routes received messages to their namespaces. Before each message it handles, it takes
-/// everything fred has received since into a [`Backlog`] bounded by bytes: fred's ring is bounded
-/// by count only.
-async fn dispatcher(
-    weak: std::sync::Weak<Inner>,
-    mut rx: tokio::sync::broadcast::Receiver<fred::types::Message>,
-) {
-    use tokio::sync::broadcast::error::TryRecvError;
-    let mut backlog = Backlog::default();
-    #[cfg(feature = "__test-support")]
-    let mut paused = match weak.upgrade() {
-        Some(inner) => inner.paused.subscribe(),
-        None => return,
-    };
-    loop {
-        let Some(inner) = weak.upgrade() else { break };
-        let mut closed = false;
-        loop {
-            match rx.try_recv() {
-                Ok(m) => backlog.admit(&inner, m),
-                Err(TryRecvError::Lagged(n)) => inner.lagged(n),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Closed) => {
-                    closed = true;
-                    break;
-                }
-            }
-        }
-        #[cfg(feature = "__test-support")]
-        if *paused.borrow_and_update() && !closed {
-            tokio::select! {
-                _ = paused.changed() => {}
-                r = rx.recv() => match r {
-                    Ok(m) => backlog.admit(&inner, m),
-                    Err(RecvError::Lagged(n)) => inner.lagged(n),
-                    Err(RecvError::Closed) => {}
-                },
-            }
-            continue;
-        }
-        let Some(message) = backlog.pop(&inner) else {
-            if closed {
-                break;
-            }
-            // not holding the transport while waiting: dropping it aborts this task
-            drop(inner);
-            let received = rx.recv().await;
-            let Some(inner) = weak.upgrade() else { break };
-            match received {
-                Ok(m) => backlog.admit(&inner, m),
-                Err(RecvError::Lagged(n)) => inner.lagged(n),
-                Err(RecvError::Closed) => break,
-            }
-            continue;
-        };
-        dispatch(&inner, message);
-    }
-}
-
-/// Decodes a received message and hands it to its namespace's engine.
-fn dispatch(inner: &Inner, message: fred::types::Message) {
-    let channel: &str = &message.channel;
-    let Some(payload) = message.value.as_bytes() else {
-        return;
-    };
-    let Some(ns) = inner.namespace_of(channel) else {
-        return;
-    };
-    ns.bytes(false, payload.len());
-    let decoded = match &ns.protocol {
-        Protocol::Classic(c) => {
-            let mut shapes = ns.shapes.lock().unwrap_or_else(|e| e.into_inner());
-            c.receive(channel, payload, &inner.limits, &mut shapes)
-        }
-        Protocol::Sharded(_) => {
-            ClusterMessage::decode(payload, Dialect::Cluster, &inner.limits).map(Some)
-        }
-    };
-    match decoded {
-        Ok(Some(m)) => {
-            ns.inbox.deliver(m);
-        }
-        Ok(None) => {}
-        Err(e) => {
-            ns.dropped("malformed");
-            tracing::debug!(
-                channel,
-                "dropped a malformed or foreign message: {}",
-                switchboard_adapter_core::report(&e)
-            );
-        }
-    }
-}
-
 fn sum_counts(reply: &RedisValue) -> usize {
     // [channel, count, channel, count, ...]
     match reply {
@@ -664,132 +515,6 @@ impl Transport for RedisTransport {
             ns,
         })
     }
-}
-
-/// Node's sharded adapter defaults to `dynamic` mode and then publishes single-room broadcasts
-/// to room channels this transport does not subscribe to: refuse to run beside it.
-async fn check_no_dynamic_peers(
-    client: &fred::clients::Client,
-    channels: &ShardedChannels,
-) -> Result<(), TransportError> {
-    match find_dynamic_peer(client, channels)
-        .await
-        .map_err(|e| redis_error(TransportErrorKind::Other, e))?
-    {
-        None => Ok(()),
-        Some(room) => Err(TransportError::new(
-            TransportErrorKind::Other,
-            dynamic_peer_message(&room),
-        )),
-    }
-}
-
-fn dynamic_peer_message(room: &str) -> String {
-    format!(
-        "a Node sharded adapter in `dynamic` subscription mode is subscribed to the room channel {room}: \
-         Switchboard's sharded transport supports `subscriptionMode: \"static\"` only, and misses the \
-         single-room broadcasts such a peer publishes on room channels; configure the Node servers with \
-         createShardedAdapter(..., {{ subscriptionMode: \"static\" }})"
-    )
-}
-
-/// Checks every `every` that no Node peer in `dynamic` mode joined any sharded namespace since
-/// it started (the check at attach only sees the peers already there).
-async fn watch_for_dynamic_peers(weak: std::sync::Weak<Inner>, every: Duration) {
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
-    let mut logged: Option<Instant> = None;
-    loop {
-        ticker.tick().await;
-        let Some(inner) = weak.upgrade() else { break };
-        let namespaces = inner
-            .namespaces
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let client = inner.client.clone();
-        // not holding the transport across the checks: dropping it aborts this task
-        drop(inner);
-        let mut found = None;
-        for ns in &namespaces {
-            let Protocol::Sharded(channels) = &ns.protocol else {
-                continue;
-            };
-            match find_dynamic_peer(&client, channels).await {
-                Ok(Some(room)) => {
-                    ns.dropped("dynamic_peer");
-                    found.get_or_insert(room);
-                }
-                Ok(None) => {}
-                // redis away: its outage is logged by the clients, and the next check retries
-                Err(e) => tracing::debug!(nsp = %ns.nsp, "dynamic peer check failed: {e}"),
-            }
-        }
-        let Some(inner) = weak.upgrade() else { break };
-        let mut seen = inner.dynamic_peer.lock().unwrap_or_else(|e| e.into_inner());
-        match &found {
-            Some(room) if seen.is_none() || logged.is_none_or(|t| t.elapsed() >= LOG_EVERY) => {
-                tracing::error!("{}", dynamic_peer_message(room));
-                logged = Some(Instant::now());
-            }
-            None if seen.is_some() => {
-                tracing::warn!("the Node peer in `dynamic` subscription mode is gone");
-                logged = None;
-            }
-            _ => {}
-        }
-        *seen = found;
-    }
-}
-
-/// How often an ongoing dynamic peer is logged again.
-const LOG_EVERY: Duration = Duration::from_secs(60);
-
-/// A room channel of the namespace some client is subscribed to, which only a Node sharded
-/// adapter in `dynamic` mode does (one per room with a local socket). A dynamic peer with no
-/// socket in any room has none and cannot be seen.
-async fn find_dynamic_peer(
-    client: &fred::clients::Client,
-    channels: &ShardedChannels,
-) -> Result<Option<String>, fred::error::Error> {
-    let pattern: String = channels
-        .main()
-        .chars()
-        .flat_map(|c| {
-            let escape = matches!(c, '*' | '?' | '[' | ']' | '\\').then_some('\\');
-            escape.into_iter().chain(std::iter::once(c))
-        })
-        .chain(std::iter::once('*'))
-        .collect();
-    let mut found: Vec<String> = Vec::new();
-    let mut ask = |reply: RedisValue| {
-        if let RedisValue::Array(items) = reply {
-            found.extend(items.iter().filter_map(|v| v.as_string()));
-        }
-    };
-    match client.cached_cluster_state() {
-        Some(state) => {
-            for server in state.unique_primary_nodes() {
-                let reply = client
-                    .with_cluster_node(server)
-                    .pubsub_shardchannels::<RedisValue, _>(pattern.clone())
-                    .await?;
-                ask(reply);
-            }
-        }
-        None => ask(client
-            .pubsub_shardchannels::<RedisValue, _>(pattern.clone())
-            .await?),
-    }
-    // the main channel and nodes' response channels (16 hex uids) are static mode's own
-    let is_node_channel = |c: &str| {
-        c == channels.main()
-            || c.strip_prefix(channels.main())
-                .and_then(|rest| rest.strip_suffix('#'))
-                .is_some_and(|uid| uid.len() == 16 && uid.bytes().all(|b| b.is_ascii_hexdigit()))
-    };
-    Ok(found.into_iter().find(|c| !is_node_channel(c)))
 }
 
 /// One namespace on redis.

@@ -1,0 +1,164 @@
+//! The receiving side: one dispatcher task takes what fred's subscriber received, bounded by
+//! bytes, and hands each message, decoded, to its namespace's engine.
+
+use std::sync::{Arc, atomic::Ordering};
+
+use switchboard_wire::{ClusterMessage, Dialect};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{Inner, Namespace, Protocol};
+
+/// Received messages waiting for the dispatcher, bounded by bytes.
+#[derive(Default)]
+struct Backlog {
+    messages: std::collections::VecDeque<(fred::types::Message, usize)>,
+    bytes: usize,
+}
+
+impl Backlog {
+    /// Queues `message`, or drops it (counted) when the backlog is over its byte bound; a message
+    /// alone is always taken (its size is bounded by the decoder's limits).
+    fn admit(&mut self, inner: &Inner, message: fred::types::Message) {
+        let len = message.value.as_bytes().map_or(0, <[u8]>::len);
+        if !self.messages.is_empty() && self.bytes + len > inner.options.receive_queue_bytes {
+            inner
+                .received_drops
+                .note(1, "receive queue over its byte bound");
+            if let Some(ns) = inner.namespace_of(&message.channel) {
+                ns.dropped("receive_queue_full");
+            }
+            return;
+        }
+        self.bytes += len;
+        inner.received_bytes.store(self.bytes, Ordering::Relaxed);
+        self.messages.push_back((message, len));
+    }
+
+    fn pop(&mut self, inner: &Inner) -> Option<fred::types::Message> {
+        let (message, len) = self.messages.pop_front()?;
+        self.bytes -= len;
+        inner.received_bytes.store(self.bytes, Ordering::Relaxed);
+        Some(message)
+    }
+}
+
+impl Inner {
+    /// The namespace a message on `channel` is for: the longest matching prefix wins (namespaces
+    /// `/a` and `/a#b` share one).
+    fn namespace_of(&self, channel: &str) -> Option<Arc<Namespace>> {
+        self.namespaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|ns| ns.owns(channel))
+            .max_by_key(|ns| ns.nsp.len())
+            .cloned()
+    }
+
+    /// fred's ring overwrote `n` messages the dispatcher had not taken.
+    fn lagged(&self, n: u64) {
+        self.received_drops.note(n, "fred's subscriber ring lagged");
+        for ns in self
+            .namespaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            ns.dropped("subscriber_lagged");
+        }
+    }
+}
+
+/// Routes received messages to their namespaces. Before each message it handles, it takes
+/// everything fred has received since into a [`Backlog`] bounded by bytes: fred's ring is bounded
+/// by count only.
+pub(super) async fn dispatcher(
+    weak: std::sync::Weak<Inner>,
+    mut rx: tokio::sync::broadcast::Receiver<fred::types::Message>,
+) {
+    use tokio::sync::broadcast::error::TryRecvError;
+    let mut backlog = Backlog::default();
+    #[cfg(feature = "__test-support")]
+    let mut paused = match weak.upgrade() {
+        Some(inner) => inner.paused.subscribe(),
+        None => return,
+    };
+    loop {
+        let Some(inner) = weak.upgrade() else { break };
+        let mut closed = false;
+        loop {
+            match rx.try_recv() {
+                Ok(m) => backlog.admit(&inner, m),
+                Err(TryRecvError::Lagged(n)) => inner.lagged(n),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Closed) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        #[cfg(feature = "__test-support")]
+        if *paused.borrow_and_update() && !closed {
+            tokio::select! {
+                _ = paused.changed() => {}
+                r = rx.recv() => match r {
+                    Ok(m) => backlog.admit(&inner, m),
+                    Err(RecvError::Lagged(n)) => inner.lagged(n),
+                    Err(RecvError::Closed) => {}
+                },
+            }
+            continue;
+        }
+        let Some(message) = backlog.pop(&inner) else {
+            if closed {
+                break;
+            }
+            // not holding the transport while waiting: dropping it aborts this task
+            drop(inner);
+            let received = rx.recv().await;
+            let Some(inner) = weak.upgrade() else { break };
+            match received {
+                Ok(m) => backlog.admit(&inner, m),
+                Err(RecvError::Lagged(n)) => inner.lagged(n),
+                Err(RecvError::Closed) => break,
+            }
+            continue;
+        };
+        dispatch(&inner, message);
+    }
+}
+
+/// Decodes a received message and hands it to its namespace's engine.
+fn dispatch(inner: &Inner, message: fred::types::Message) {
+    let channel: &str = &message.channel;
+    let Some(payload) = message.value.as_bytes() else {
+        return;
+    };
+    let Some(ns) = inner.namespace_of(channel) else {
+        return;
+    };
+    ns.bytes(false, payload.len());
+    let decoded = match &ns.protocol {
+        Protocol::Classic(c) => {
+            let mut shapes = ns.shapes.lock().unwrap_or_else(|e| e.into_inner());
+            c.receive(channel, payload, &inner.limits, &mut shapes)
+        }
+        Protocol::Sharded(_) => {
+            ClusterMessage::decode(payload, Dialect::Cluster, &inner.limits).map(Some)
+        }
+    };
+    match decoded {
+        Ok(Some(m)) => {
+            ns.inbox.deliver(m);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            ns.dropped("malformed");
+            tracing::debug!(
+                channel,
+                "dropped a malformed or foreign message: {}",
+                switchboard_adapter_core::report(&e)
+            );
+        }
+    }
+}
