@@ -42,6 +42,16 @@ pub enum Error {
     /// Arguments could not be converted to or from wire values.
     #[error("arguments could not be converted to or from wire values: {0}")]
     Convert(switchboard_wire::convert::ConvertError),
+    /// A value over its size limit (socket data over `max_data_bytes`).
+    #[error("{what} is {size} bytes, over the limit of {max}")]
+    TooLarge {
+        /// What was refused.
+        what: &'static str,
+        /// Its size, encoded.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 // The engine's errors reach users inside socketioxide's errors, which print only the message: so
@@ -91,6 +101,9 @@ pub enum Partial {
     Rooms(Vec<String>),
     /// serverSideEmit with acks: the answers so far.
     Replies(Vec<switchboard_wire::Value>),
+    /// [`ServerSideNamespace::fetch_sockets`](crate::ServerSideNamespace::fetch_sockets): the
+    /// sockets found so far.
+    ClusterSockets(Vec<crate::ClusterSocket>),
 }
 
 impl From<Error> for AdapterError {

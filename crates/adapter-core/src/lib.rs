@@ -54,6 +54,7 @@ mod metrics;
 #[cfg(not(feature = "prometheus"))]
 mod metrics_off;
 mod options;
+mod sockets;
 mod state;
 mod transport;
 
@@ -64,6 +65,7 @@ pub use metrics::Metrics;
 #[cfg(not(feature = "prometheus"))]
 pub(crate) use metrics_off::Metrics;
 pub use options::AdapterOptions;
+pub use sockets::{ClusterSocket, RecordHandshake};
 pub use state::{ClusterState, ServerEvent, ServerSide, ServerSideNamespace, from_value};
 pub use transport::{
     Attach, Inbox, Link, Liveness, Transport, TransportError, TransportErrorKind, UidScope,

@@ -17,6 +17,8 @@ pub struct AdapterOptions {
     pub(crate) inbox_capacity: usize,
     pub(crate) max_pending_requests: usize,
     pub(crate) max_aliases: usize,
+    pub(crate) max_handshake_bytes: usize,
+    pub(crate) max_data_bytes: usize,
     pub(crate) metrics: Option<crate::Metrics>,
 }
 
@@ -30,12 +32,29 @@ impl Default for AdapterOptions {
             inbox_capacity: 65_536,
             max_pending_requests: 65_536,
             max_aliases: 100_000,
+            max_handshake_bytes: 8 * 1024,
+            max_data_bytes: 64 * 1024,
             metrics: None,
         }
     }
 }
 
 impl AdapterOptions {
+    /// With [`ServerSide::record_handshakes`](crate::ServerSide::record_handshakes): the bytes of
+    /// request headers recorded per socket (those past it are left out), and the largest auth
+    /// payload recorded (a larger one is recorded as `{}`). Default 8 KiB.
+    pub fn max_handshake_bytes(mut self, bytes: usize) -> Self {
+        self.max_handshake_bytes = bytes;
+        self
+    }
+
+    /// The largest `data` [`ServerSide::set_data`](crate::ServerSide::set_data) takes, msgpack
+    /// encoded (default 64 KiB): a larger one is refused with [`Error::TooLarge`](crate::Error).
+    pub fn max_data_bytes(mut self, bytes: usize) -> Self {
+        self.max_data_bytes = bytes;
+        self
+    }
+
     /// Node's `requestsTimeout`: how long fetchSockets, allRooms and serverSideEmit wait for
     /// answers (default 5 s).
     pub fn requests_timeout(mut self, timeout: Duration) -> Self {

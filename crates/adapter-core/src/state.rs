@@ -2,7 +2,7 @@
 //! serverSideEmit handle it hands out: socketioxide's `CoreAdapter` has no such method.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     future::Future,
     sync::{Arc, Mutex, Weak},
 };
@@ -11,7 +11,14 @@ use futures_core::future::BoxFuture;
 use serde::{Serialize, de::DeserializeOwned};
 use switchboard_wire::{Value, convert};
 
-use crate::{AdapterOptions, Error, Transport};
+use socketioxide::{adapter::Adapter, socket::Socket};
+use socketioxide_core::Sid;
+use switchboard_wire::SocketDetails;
+
+use crate::{
+    AdapterOptions, ClusterSocket, Error, Partial, RecordHandshake, Transport,
+    sockets::{Records, SocketOp},
+};
 
 /// What the serverSideEmit handle needs of a namespace's adapter.
 pub(crate) trait NamespaceOps: Send + Sync {
@@ -21,6 +28,27 @@ pub(crate) trait NamespaceOps: Send + Sync {
         packet: Vec<Value>,
     ) -> BoxFuture<'_, Result<Vec<Value>, Error>>;
     fn count_servers(&self) -> BoxFuture<'_, Result<usize, Error>>;
+    /// The ids of this server's sockets in the namespace.
+    fn live_sockets(&self) -> HashSet<Sid>;
+    /// Every socket matching `rooms` / `except` (all when `rooms` is empty) across the cluster,
+    /// with the uid of its server and whether it is local; `Err` with what arrived on a timeout.
+    #[allow(clippy::type_complexity)]
+    fn fetch_details(
+        &self,
+        rooms: Vec<String>,
+        except: Vec<String>,
+    ) -> BoxFuture<
+        '_,
+        Result<
+            Result<
+                Vec<(String, SocketDetails, bool)>,
+                (Vec<(String, SocketDetails, bool)>, usize, usize),
+            >,
+            Error,
+        >,
+    >;
+    /// An operation on the socket with id `id`, wherever it is.
+    fn socket_op(&self, id: &str, op: SocketOp) -> Result<(), Error>;
 }
 
 type Handler = Arc<dyn Fn(ServerEvent) -> BoxFuture<'static, ()> + Send + Sync>;
@@ -29,6 +57,10 @@ type Handler = Arc<dyn Fn(ServerEvent) -> BoxFuture<'static, ()> + Send + Sync>;
 pub(crate) struct Registry {
     namespaces: Mutex<HashMap<String, Weak<dyn NamespaceOps>>>,
     handlers: Mutex<HashMap<(String, String), Handler>>,
+    /// Handshakes and data of this server's sockets (opt-in).
+    pub(crate) records: Records,
+    max_handshake_bytes: usize,
+    max_data_bytes: usize,
 }
 
 impl Registry {
@@ -54,6 +86,11 @@ impl Registry {
             .and_then(Weak::upgrade)
     }
 
+    /// The ids of this server's sockets in `nsp`, if it has that namespace.
+    pub(crate) fn live_sockets(&self, nsp: &str) -> Option<HashSet<Sid>> {
+        self.get(nsp).map(|ops| ops.live_sockets())
+    }
+
     pub(crate) fn handler(&self, nsp: &str, event: &str) -> Option<Handler> {
         self.handlers
             .lock()
@@ -76,10 +113,15 @@ pub struct ClusterState<T: Transport> {
 impl<T: Transport> ClusterState<T> {
     /// A state over `transport` with `config`.
     pub fn new(transport: T, config: AdapterOptions) -> Self {
+        let registry = Arc::new(Registry {
+            max_handshake_bytes: config.max_handshake_bytes,
+            max_data_bytes: config.max_data_bytes,
+            ..Registry::default()
+        });
         ClusterState {
             transport: Arc::new(transport),
             config,
-            registry: Arc::default(),
+            registry,
         }
     }
 
@@ -104,6 +146,66 @@ pub struct ServerSide {
 }
 
 impl ServerSide {
+    /// A connect middleware recording each socket's handshake, so that other servers'
+    /// fetchSockets (Node's, and [`ServerSideNamespace::fetch_sockets`]) see its headers, query,
+    /// url, address, time and auth, as Node's `socket.handshake`:
+    /// `io.ns("/", handler.with(server_side.record_handshakes()))`. Without it they see empty
+    /// fields. Bounded by [`AdapterOptions::max_handshake_bytes`]; forgotten when the socket is
+    /// gone.
+    ///
+    /// ```no_run
+    /// use socketioxide::{SocketIo, extract::SocketRef, handler::ConnectHandler};
+    /// use switchboard_adapter_core::{
+    ///     AdapterOptions, ClusterAdapter, ClusterState,
+    ///     memory::{MemoryHub, MemoryTransport},
+    /// };
+    /// type Adapter = ClusterAdapter<socketioxide::adapter::Emitter, MemoryTransport>;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let state = ClusterState::new(MemoryHub::new().transport(), AdapterOptions::default());
+    /// let server_side = state.server_side();
+    /// let (_layer, io) = SocketIo::builder().with_adapter::<Adapter>(state).build_layer();
+    /// let ss = server_side.clone();
+    /// let on_connect = move |socket: SocketRef<Adapter>| {
+    ///     let ss = ss.clone();
+    ///     async move {
+    ///         // what other servers' fetchSockets see as socket.data
+    ///         let _ = ss.set_data(&socket, &("user", "ada"));
+    ///     }
+    /// };
+    /// io.ns("/", on_connect.with(server_side.record_handshakes())).await?;
+    /// for s in server_side.of("/").fetch_sockets(["room1"]).await? {
+    ///     println!("{} on {}: {:?}", s.id(), s.server(), s.data());
+    ///     s.emit("hello", &"from a Rust server")?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn record_handshakes(&self) -> RecordHandshake {
+        RecordHandshake {
+            registry: self.registry.clone(),
+            max_bytes: self.registry.max_handshake_bytes,
+            address: None,
+        }
+    }
+
+    /// Sets `socket`'s cluster-visible data, Node's `socket.data`: what other servers'
+    /// fetchSockets see. Refused with an error when it does not serialise or is larger than
+    /// [`AdapterOptions::max_data_bytes`]. Forgotten when the socket is gone.
+    pub fn set_data<A: Adapter>(
+        &self,
+        socket: &Socket<A>,
+        data: &(impl Serialize + ?Sized),
+    ) -> Result<(), Error> {
+        crate::sockets::set_data(
+            &self.registry,
+            self.registry.max_data_bytes,
+            socket.ns(),
+            socket.id,
+            data,
+        )
+    }
+
     /// The handle for namespace `nsp` (e.g. `/`).
     pub fn of(&self, nsp: impl Into<String>) -> ServerSideNamespace {
         ServerSideNamespace {
@@ -161,6 +263,41 @@ impl ServerSideNamespace {
         packet.extend(to_args(args)?);
         let ops = self.ops()?;
         ops.server_side_emit_with_ack(packet).await
+    }
+
+    /// Every socket of the cluster in any of `rooms` (all sockets when `rooms` is empty), with
+    /// its original id, rooms, handshake and data, and the remote operations on it: Node's
+    /// `io.in(rooms).fetchSockets()`. When a server does not answer within `requestsTimeout`:
+    /// [`Error::Timeout`] with [`Partial::ClusterSockets`].
+    pub async fn fetch_sockets(
+        &self,
+        rooms: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Result<Vec<ClusterSocket>, Error> {
+        let rooms = rooms.into_iter().map(Into::into).collect();
+        let ops = self.ops()?;
+        let sockets = |found: Vec<(String, SocketDetails, bool)>| -> Vec<ClusterSocket> {
+            found
+                .into_iter()
+                .map(|(server, details, local)| ClusterSocket {
+                    details,
+                    server,
+                    local,
+                    ns: self.clone(),
+                })
+                .collect()
+        };
+        match ops.fetch_details(rooms, Vec::new()).await? {
+            Ok(found) => Ok(sockets(found)),
+            Err((found, answered, expected)) => Err(Error::Timeout {
+                answered,
+                expected,
+                partial: Partial::ClusterSockets(sockets(found)),
+            }),
+        }
+    }
+
+    pub(crate) fn socket_op(&self, id: &str, op: SocketOp) -> Result<(), Error> {
+        self.ops()?.socket_op(id, op)
     }
 
     /// Number of servers in the cluster, this one included.

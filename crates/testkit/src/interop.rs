@@ -302,6 +302,108 @@ pub async fn every_operation_both_ways<T: Transport>(c: &mut NodeCluster<T>, nod
             "handshake.{field} in {rust_socket}"
         );
     }
+    // what the Rust server recorded (ServerSide::record_handshakes, set_data), as Node records it
+    let hs = &rust_socket["handshake"];
+    assert_eq!(
+        hs["auth"],
+        json!({"rooms": ["room1"], "name": "rust"}),
+        "{rust_socket}"
+    );
+    assert_eq!(hs["address"], json!("127.0.0.1"), "{rust_socket}");
+    assert_eq!(hs["query"]["EIO"], json!("4"), "{rust_socket}");
+    assert!(hs["headers"]["host"].is_string(), "{rust_socket}");
+    assert!(
+        hs["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("/socket.io/?")),
+        "{rust_socket}"
+    );
+    assert!(
+        hs["time"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("GMT+0000 (Coordinated Universal Time)")),
+        "{rust_socket}"
+    );
+    assert!(
+        hs["issued"].as_i64().is_some_and(|t| t > 1_700_000_000_000),
+        "{rust_socket}"
+    );
+    assert_eq!(rust_socket["data"], json!({"name": "rust"}));
+
+    // the Switchboard fetch from Rust: Node's sockets with their real ids, rooms, handshake and
+    // data, and the operations through them
+    let cluster = c
+        .rust
+        .server_side
+        .of("/")
+        .fetch_sockets(["room1"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cluster.len(), 2, "{cluster:?}");
+    let node_socket = cluster
+        .iter()
+        .find(|s| !s.is_local())
+        .unwrap_or_else(|| panic!("{cluster:?}"));
+    assert_eq!(node_socket.id(), nc.sid());
+    assert_eq!(node_socket.id().len(), 20);
+    let rooms: BTreeSet<&str> = node_socket.rooms().iter().map(String::as_str).collect();
+    assert_eq!(rooms, [nc.sid(), "room1"].into_iter().collect());
+    let auth: Json = switchboard_adapter_core::from_value(&node_socket.handshake().auth)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(auth, json!({"rooms": ["room1"], "name": "node"}));
+    let headers: Json = switchboard_adapter_core::from_value(&node_socket.handshake().headers)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(headers["host"].is_string(), "{headers}");
+    assert!(!node_socket.handshake().time.is_empty());
+    assert_eq!(
+        node_socket
+            .data_as::<Json>()
+            .unwrap_or_else(|e| panic!("{e}")),
+        json!({"name": "node"})
+    );
+    let local = cluster
+        .iter()
+        .find(|s| s.is_local())
+        .unwrap_or_else(|| panic!("{cluster:?}"));
+    assert_eq!(local.id(), rc.sid());
+    assert_eq!(local.data_as::<Json>().ok(), Some(json!({"name": "rust"})));
+    node_socket
+        .emit("direct-cs", &"via-cluster-socket")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        nc.expect("direct-cs", WAIT).await.map(|e| e.args),
+        Some(vec![json!("via-cluster-socket")])
+    );
+    node_socket
+        .join(["vip-cs"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.rust_emit(&["vip-cs"], "vip-cs").await;
+    assert!(
+        nc.receives("vip-cs", WAIT).await,
+        "joined through the ClusterSocket"
+    );
+    node_socket
+        .leave(["vip-cs"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.rust_emit(&["vip-cs"], "vip-cs2").await;
+    c.rust_emit(&[], "vip-cs-fence").await;
+    assert!(!names(&until(&mut nc, "vip-cs-fence").await).contains(&"vip-cs2".to_owned()));
+    {
+        let mut doomed = c.client(true, &["doomed"], "doomed").await;
+        let found = c
+            .rust
+            .server_side
+            .of("/")
+            .fetch_sockets(["doomed"])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        found[0].disconnect().unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            doomed.disconnected(WAIT).await,
+            "disconnected through the ClusterSocket"
+        );
+    }
 
     // remote operations, Rust on a Node socket
     let remote_nc = c

@@ -1,9 +1,12 @@
 //! A socketioxide server with the cluster adapter on a free local port, and the small app every
 //! conformance test drives: clients join the rooms named in their auth, `relay` is re-broadcast
-//! with `socket.broadcast()`, `ping` is acknowledged with `pong`.
+//! with `socket.broadcast()`, `ping` is acknowledged with `pong`. Like the Node interop server,
+//! it records handshakes and sets `data` to `{name}` (from the auth, default `rust`), so other
+//! servers' fetchSockets see them.
 
 use std::net::SocketAddr;
 
+use axum::extract::ConnectInfo;
 use serde_json::Value as Json;
 use socketioxide::{
     SocketIo,
@@ -47,7 +50,12 @@ impl<T: Transport> Drop for TestServer<T> {
 async fn setup<T: Transport>(
     socket: SocketRef<TestAdapter<T>>,
     Data(auth): Data<Json>,
+    server_side: ServerSide,
 ) -> Result<(), std::convert::Infallible> {
+    let name = auth.get("name").and_then(Json::as_str).unwrap_or("rust");
+    if let Err(e) = server_side.set_data(&socket, &serde_json::json!({ "name": name })) {
+        panic!("set_data: {e}");
+    }
     if let Some(rooms) = auth.get("rooms").and_then(Json::as_array) {
         let rooms: Vec<String> = rooms
             .iter()
@@ -80,15 +88,30 @@ pub async fn start<T: Transport + Clone>(
         .with_adapter::<TestAdapter<T>>(state)
         .max_buffer_size(1 << 20)
         .build_layer();
+    let record = server_side.record_handshakes().address(|parts| {
+        parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+    });
+    let ss = server_side.clone();
+    let setup = move |socket: SocketRef<TestAdapter<T>>, auth: Data<Json>| {
+        let ss = ss.clone();
+        async move { setup::<T>(socket, auth, ss).await }
+    };
     for nsp in ["/", "/admin"] {
-        if let Err(e) = io.ns(nsp, connected::<T>.with(setup::<T>)).await {
+        let handler = connected::<T>.with(setup.clone()).with(record.clone());
+        if let Err(e) = io.ns(nsp, handler).await {
             panic!("namespace {nsp}: {e}");
         }
     }
-    if let Err(e) = io.dyn_ns("/dyn/{id}", connected::<T>.with(setup::<T>)) {
+    let handler = connected::<T>.with(setup).with(record);
+    if let Err(e) = io.dyn_ns("/dyn/{id}", handler) {
         panic!("dynamic namespace: {e}");
     }
-    let app = axum::Router::new().layer(layer);
+    let app = axum::Router::new()
+        .layer(layer)
+        .into_make_service_with_connect_info::<SocketAddr>();
     let listener = match TcpListener::bind("127.0.0.1:0").await {
         Ok(l) => l,
         Err(e) => panic!("bind: {e}"),

@@ -57,6 +57,40 @@ impl Timestamp {
             .saturating_mul(1000)
             .saturating_add(i64::from(self.nanos / 1_000_000))
     }
+
+    /// JavaScript's `Date.prototype.toString()` in UTC, as a Node server in UTC writes
+    /// `handshake.time`: `Wed Dec 02 2026 18:40:05 GMT+0000 (Coordinated Universal Time)`.
+    pub fn to_date_string(&self) -> String {
+        const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let days = self.secs.div_euclid(86_400);
+        let secs = self.secs.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(days);
+        format!(
+            "{} {} {day:02} {year:04} {:02}:{:02}:{:02} GMT+0000 (Coordinated Universal Time)",
+            DAYS[days.rem_euclid(7) as usize],
+            MONTHS[(month - 1) as usize],
+            secs / 3_600,
+            secs / 60 % 60,
+            secs % 60
+        )
+    }
+}
+
+/// `(year, month 1-12, day 1-31)` of a day counted from 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 impl Value {
@@ -219,6 +253,29 @@ mod tests {
         for ms in [0, 1, -1, 1_700_000_000_123, -62_135_596_800_000] {
             assert_eq!(Timestamp::from_millis(ms).as_millis(), ms);
         }
+    }
+
+    #[test]
+    fn dates_read_as_node_writes_them() {
+        let date = |ms| Timestamp::from_millis(ms).to_date_string();
+        assert_eq!(
+            date(0),
+            "Thu Jan 01 1970 00:00:00 GMT+0000 (Coordinated Universal Time)"
+        );
+        // new Date("2026-12-02T18:40:05.999Z").toString() with TZ=UTC
+        assert_eq!(
+            date(1_796_236_805_999),
+            "Wed Dec 02 2026 18:40:05 GMT+0000 (Coordinated Universal Time)"
+        );
+        assert_eq!(
+            date(951_782_400_000),
+            "Tue Feb 29 2000 00:00:00 GMT+0000 (Coordinated Universal Time)"
+        );
+        // before the epoch
+        assert_eq!(
+            date(-1),
+            "Wed Dec 31 1969 23:59:59 GMT+0000 (Coordinated Universal Time)"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod ack_stream;
 mod incoming;
 mod nodes;
 mod requests;
+mod sockets;
 
 use std::{
     collections::BTreeSet,
@@ -251,32 +252,6 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
                 .chain(opts.except.iter())
                 .map(String::as_str),
         );
-    }
-
-    /// The local sockets matching `opts`, as Node's FETCH_SOCKETS_RESPONSE describes them.
-    fn local_details(&self, opts: BroadcastOptions) -> Vec<SocketDetails> {
-        self.local
-            .fetch_sockets(opts)
-            .into_iter()
-            .map(|s| {
-                let id = s.id.to_string();
-                let mut rooms: BTreeSet<String> = self
-                    .local
-                    .socket_rooms(s.id)
-                    .into_iter()
-                    .map(|r| r.to_string())
-                    .collect();
-                rooms.remove(&id);
-                let mut list = vec![id.clone()];
-                list.extend(rooms);
-                SocketDetails {
-                    id,
-                    handshake: switchboard_wire::Handshake::default(),
-                    rooms: list,
-                    data: Value::map(),
-                }
-            })
-            .collect()
     }
 
     /// Sends a request and collects one reply per awaited node.
@@ -793,5 +768,21 @@ impl<E: SocketEmitter, T: Transport> NamespaceOps for ClusterAdapter<E, T> {
 
     fn count_servers(&self) -> BoxFuture<'_, Result<usize, Error>> {
         Box::pin(async move { Ok(usize::from(CoreAdapter::server_count(self).await?)) })
+    }
+
+    fn live_sockets(&self) -> std::collections::HashSet<Sid> {
+        self.local_sids()
+    }
+
+    fn fetch_details(
+        &self,
+        rooms: Vec<String>,
+        except: Vec<String>,
+    ) -> BoxFuture<'_, sockets::Fetched> {
+        Box::pin(self.details_everywhere(rooms, except))
+    }
+
+    fn socket_op(&self, id: &str, op: crate::sockets::SocketOp) -> Result<(), Error> {
+        self.op_on_socket(id, op)
     }
 }
