@@ -117,6 +117,10 @@ async fn every_socket_with_its_handshake_data_and_operations() {
         matches!(refused, Err(Error::TooLarge { .. })),
         "{refused:?}"
     );
+    // and data that does not serialise to a JS value (map keys that are not strings)
+    let unserialisable: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+    let refused = s0.server_side.set_data(&socket, &unserialisable);
+    assert!(matches!(refused, Err(Error::Convert(_))), "{refused:?}");
     let again = s1
         .server_side
         .of("/")
