@@ -7,7 +7,7 @@
 //! - [`conformance_suite!`]: every user-visible operation across several servers, compiled once
 //!   per transport from a [`Backend`] (servers in this process) or [`Servers`] (processes).
 //! - [`MemoryPeer`]: a raw node on the in-memory bus, to play a Node server or an emitter.
-//! - [`services`]: `redis-server`, a Redis Cluster, SecantusDB and Node peers, on free ports.
+//! - [`services`]: `redis-server`, a Redis Cluster, SecantusDB, Node peers, nginx and HAProxy, on free ports.
 //! - [`interop`]: a Node server beside a Rust one, every operation in both directions.
 //! - [`faults`]: fault scenarios shared by the transports (a broker restarted mid-run).
 //! - [`resources`]: CPU, memory and descriptors of the process; a listener at the fd limit.
