@@ -1,17 +1,19 @@
 //! Real services started on free local ports for the tests, stopped when dropped: a
 //! `redis-server`, a 3-master Redis Cluster, SecantusDB (MongoDB wire), a Node Socket.IO server
-//! from `xtask/interop`, nginx and HAProxy with the configs of `docs/deploy/`.
+//! from `xtask/interop`, nginx and HAProxy with the configs of `docs/deploy/`, Prometheus.
 //!
 //! A service that cannot be handed a listening socket (redis-server, Node) is started on a port
 //! that was free a moment ago; if another process took it in between, the fixture notices (the
 //! service exits, or the process answering is not ours) and starts again on another port.
 
 mod node;
+mod prometheus;
 mod proxy;
 mod redis;
 mod secantus;
 
 pub use node::{NodeServer, interop_dir};
+pub use prometheus::Prometheus;
 pub use proxy::{Proxy, ProxyKind};
 pub use redis::{RedisCluster, RedisServer};
 pub use secantus::SecantusDb;

@@ -1,0 +1,168 @@
+//! The observability files of `docs/deploy/`, for real: `promtool check config` accepts the
+//! shipped `prometheus.yml`; Debian's Prometheus, with that file (only its ports and interval
+//! replaced), scrapes a discovery service and three mesh servers with clients and traffic; and every
+//! PromQL query of the shipped Grafana dashboard returns at least one series from it.
+
+use std::{path::PathBuf, time::Duration};
+
+use prometheus::{Encoder, Registry, TextEncoder};
+use serde_json::{Value as Json, json};
+use switchboard_adapter_mesh::{
+    AdapterOptions, MeshOptions, MeshTransport, Metrics, metrics::MeshMetrics,
+};
+use switchboard_mesh_discovery::{Discovery, DiscoveryMetrics, DiscoveryOptions};
+use switchboard_testkit::{
+    TestClient, TestServer, check, converge, eventually, services::Prometheus, start,
+};
+use tokio::net::TcpListener;
+
+fn deploy() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/deploy")
+}
+
+/// Serves `registry` as Prometheus text on `/metrics`; returns the port.
+async fn serve_registry(registry: Registry) -> u16 {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let registry = registry.clone();
+            async move {
+                let mut buf = Vec::new();
+                let _ = TextEncoder::new().encode(&registry.gather(), &mut buf);
+                String::from_utf8_lossy(&buf).into_owned()
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    port
+}
+
+/// A mesh server with its transport's and the engine's metrics on a `/metrics` of its own.
+async fn pod(discovery: std::net::SocketAddr) -> (TestServer<MeshTransport>, u16) {
+    let registry = Registry::new();
+    let transport = MeshTransport::start(
+        MeshOptions::default()
+            .bind([127, 0, 0, 1].into())
+            .ws_port(0)
+            .discovery(format!("ws://{discovery}"))
+            .metrics(MeshMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}"))),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let config = AdapterOptions::default()
+        .heartbeat_interval(Duration::from_millis(500))
+        .metrics(Metrics::new(&registry, "mesh").unwrap_or_else(|e| panic!("{e}")));
+    let server = start(transport, config).await;
+    let port = switchboard_adapter_mesh::metrics::serve(([127, 0, 0, 1], 0).into(), registry)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .port();
+    (server, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_the_mesh_and_every_dashboard_query_answers() {
+    if !Prometheus::installed() {
+        // .ci/run installs it; a developer machine may not have it
+        eprintln!("SKIPPED: prometheus is not installed (apt-get install prometheus)");
+        return;
+    }
+    let shipped = deploy().join("prometheus.yml");
+    Prometheus::check_config(&shipped).unwrap_or_else(|e| panic!("promtool: {e}"));
+
+    // discovery with its metrics, three pods, clients and some traffic of every kind
+    let registry = Registry::new();
+    let metrics = DiscoveryMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}"));
+    let discovery = Discovery::new(DiscoveryOptions::default(), Some(metrics))
+        .spawn(
+            TcpListener::bind("127.0.0.1:0")
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let discovery_metrics = serve_registry(registry).await;
+    let mut pods = Vec::new();
+    for _ in 0..3 {
+        pods.push(pod(discovery.local_addr()).await);
+    }
+    converge(&[&pods[0].0, &pods[1].0, &pods[2].0], 3).await;
+    let mut clients = Vec::new();
+    for (i, (server, _)) in pods.iter().enumerate() {
+        clients.push(
+            TestClient::connect(server.addr, "/", json!({"rooms": ["r"]}), Some(json!(i)))
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+    }
+    let traffic = async {
+        for (server, _) in &pods {
+            let _ = server.io.emit("tick", &1).await;
+            let _ = server.io.fetch_sockets().await;
+        }
+    };
+
+    // the shipped file, with only the ports and the interval replaced
+    let text = std::fs::read_to_string(&shipped).unwrap_or_else(|e| panic!("{e}"));
+    let mut config = text
+        .replace("scrape_interval: 15s", "scrape_interval: 1s")
+        .replace("127.0.0.1:9464", &format!("127.0.0.1:{discovery_metrics}"));
+    for (i, (_, port)) in pods.iter().enumerate() {
+        config = config.replace(
+            &format!("127.0.0.1:{}", 9101 + i),
+            &format!("127.0.0.1:{port}"),
+        );
+    }
+    let prom = Prometheus::start(&config);
+    traffic.await;
+    eventually(Duration::from_secs(30), async || {
+        let up = prom.query("sum(up)").await;
+        let n = up
+            .as_ref()
+            .ok()
+            .and_then(|r| r.first())
+            .and_then(|s| s["value"][1].as_str())
+            .map(str::to_owned);
+        check(n.as_deref() == Some("4"), || format!("targets up: {up:?}"))
+    })
+    .await;
+
+    // every query of the dashboard answers with at least one series
+    let dashboard: Json = serde_json::from_str(
+        &std::fs::read_to_string(deploy().join("grafana-dashboard.json"))
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let queries: Vec<String> = dashboard["panels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+        .collect();
+    assert!(queries.len() >= 10, "{queries:?}");
+    for q in &queries {
+        eventually(Duration::from_secs(30), async || {
+            // keep traffic flowing for rates over the last minute
+            for (server, _) in &pods {
+                let _ = server.io.emit("tick", &1).await;
+                let _ = server.io.fetch_sockets().await;
+            }
+            let result = prom.query(q).await;
+            check(result.as_ref().is_ok_and(|r| !r.is_empty()), || {
+                format!("{q}: {result:?}")
+            })
+        })
+        .await;
+        eprintln!("ok: {q}");
+    }
+    drop(clients);
+}
