@@ -78,6 +78,9 @@ async fn prometheus_scrapes_the_mesh_and_every_dashboard_query_answers() {
     }
     let shipped = deploy().join("prometheus.yml");
     Prometheus::check_config(&shipped).unwrap_or_else(|e| panic!("promtool: {e}"));
+    // and the compose demo's
+    let compose = deploy().join("../../docker/prometheus.yml");
+    Prometheus::check_config(&compose).unwrap_or_else(|e| panic!("promtool: {e}"));
 
     // discovery with its metrics, three pods, clients and some traffic of every kind
     let registry = Registry::new();
