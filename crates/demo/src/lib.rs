@@ -3,8 +3,9 @@
 //! (Prometheus text) and a chat page on `/`, and an emitter mode that talks to a redis cluster
 //! from outside it. Not published: it is the thing the deployment files run.
 //!
-//! Clients get `hello {server}` on connect; a `chat` `{from, text}` from any client reaches every
-//! client of every server as `chat {from, text, server}`. Handshakes are recorded, and
+//! Clients get `hello {server}` on connect; a `chat` `{text}` from any client reaches every client
+//! of every server as `chat {from, text, server}`; `who` is acknowledged with every client of the
+//! cluster (`[{id, data: {name}}]`, a fetchSockets across servers). Handshakes are recorded, and
 //! `socket.data` is `{name}` from the auth, so other servers' fetchSockets see them.
 //!
 //! # Example
@@ -51,7 +52,7 @@ use serde_json::{Value as Json, json};
 use socketioxide::{
     SocketIo,
     adapter::Emitter,
-    extract::{Data, SocketRef},
+    extract::{AckSender, Data, SocketRef},
     handler::ConnectHandler,
 };
 use switchboard_adapter_core::{
@@ -254,6 +255,21 @@ fn setup<T: Transport>(
     if let Err(e) = server_side.set_data(&socket, &json!({ "name": name })) {
         tracing::warn!("socket data: {e}");
     }
+    // who is online, across the cluster (a fetchSockets with handshakes and data)
+    let ss = server_side.clone();
+    socket.on("who", async move |ack: AckSender<Adapter<T>>| {
+        let who = match ss.of("/").fetch_sockets(Vec::<String>::new()).await {
+            Ok(sockets) => sockets
+                .iter()
+                .map(|s| json!({ "id": s.id(), "data": s.data_as::<Json>().ok() }))
+                .collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::warn!("who: {e}");
+                Vec::new()
+            }
+        };
+        let _ = ack.send(&who);
+    });
     socket.on("chat", async move |Data(msg): Data<Json>| {
         let text: String = msg
             .get("text")

@@ -1,19 +1,16 @@
 //! The observability files of `docs/deploy/`, for real: `promtool check config` accepts the
-//! shipped `prometheus.yml`; Debian's Prometheus, with that file (only its ports and interval
-//! replaced), scrapes a discovery service and three mesh servers with clients and traffic; and every
-//! PromQL query of the shipped Grafana dashboard returns at least one series from it.
+//! shipped `prometheus.yml` (and the compose demo's); Debian's Prometheus, with the shipped file
+//! (only its ports and interval replaced), scrapes a discovery service and three demo servers on a
+//! mesh with clients and traffic; and every PromQL query of the shipped Grafana dashboard returns
+//! at least one series from it.
 
 use std::{path::PathBuf, time::Duration};
 
 use prometheus::{Encoder, Registry, TextEncoder};
 use serde_json::{Value as Json, json};
-use switchboard_adapter_mesh::{
-    AdapterOptions, MeshOptions, MeshTransport, Metrics, metrics::MeshMetrics,
-};
+use switchboard_demo::{Backend, DemoOptions, RunningDemo};
 use switchboard_mesh_discovery::{Discovery, DiscoveryMetrics, DiscoveryOptions};
-use switchboard_testkit::{
-    TestClient, TestServer, check, converge, eventually, services::Prometheus, start,
-};
+use switchboard_testkit::{TestClient, check, eventually, services::Prometheus};
 use tokio::net::TcpListener;
 
 fn deploy() -> PathBuf {
@@ -46,27 +43,20 @@ async fn serve_registry(registry: Registry) -> u16 {
     port
 }
 
-/// A mesh server with its transport's and the engine's metrics on a `/metrics` of its own.
-async fn pod(discovery: std::net::SocketAddr) -> (TestServer<MeshTransport>, u16) {
-    let registry = Registry::new();
-    let transport = MeshTransport::start(
-        MeshOptions::default()
-            .bind([127, 0, 0, 1].into())
-            .ws_port(0)
-            .discovery(format!("ws://{discovery}"))
-            .metrics(MeshMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}"))),
-    )
+/// A demo server on the mesh of `discovery` (its metrics on its own `/metrics`).
+async fn pod(name: &str, discovery: &str) -> RunningDemo {
+    switchboard_demo::start(DemoOptions {
+        name: name.into(),
+        addr: ([127, 0, 0, 1], 0).into(),
+        backend: Backend::Mesh {
+            discovery: discovery.into(),
+            ws_port: 0,
+            server_address: None,
+            auth_token: None,
+        },
+    })
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let config = AdapterOptions::default()
-        .heartbeat_interval(Duration::from_millis(500))
-        .metrics(Metrics::new(&registry, "mesh").unwrap_or_else(|e| panic!("{e}")));
-    let server = start(transport, config).await;
-    let port = switchboard_adapter_mesh::metrics::serve(([127, 0, 0, 1], 0).into(), registry)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .port();
-    (server, port)
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,23 +83,25 @@ async fn prometheus_scrapes_the_mesh_and_every_dashboard_query_answers() {
         )
         .unwrap_or_else(|e| panic!("{e}"));
     let discovery_metrics = serve_registry(registry).await;
-    let mut pods = Vec::new();
-    for _ in 0..3 {
-        pods.push(pod(discovery.local_addr()).await);
-    }
-    converge(&[&pods[0].0, &pods[1].0, &pods[2].0], 3).await;
+    let url = discovery.url();
+    let pods = [
+        pod("one", &url).await,
+        pod("two", &url).await,
+        pod("three", &url).await,
+    ];
     let mut clients = Vec::new();
-    for (i, (server, _)) in pods.iter().enumerate() {
+    for (i, p) in pods.iter().enumerate() {
         clients.push(
-            TestClient::connect(server.addr, "/", json!({"rooms": ["r"]}), Some(json!(i)))
+            TestClient::connect(p.addr(), "/", json!({ "name": format!("c{i}") }), None)
                 .await
                 .unwrap_or_else(|e| panic!("{e}")),
         );
     }
-    let traffic = async {
-        for (server, _) in &pods {
-            let _ = server.io.emit("tick", &1).await;
-            let _ = server.io.fetch_sockets().await;
+    // chat lines (broadcasts) and `who` (fetchSockets across the cluster: requests)
+    let traffic = async |clients: &mut Vec<TestClient>| {
+        for c in clients.iter_mut() {
+            c.emit("chat", vec![json!({ "text": "hi" })]);
+            let _ = c.emit_with_ack("who", vec![], Duration::from_secs(5)).await;
         }
     };
 
@@ -118,14 +110,14 @@ async fn prometheus_scrapes_the_mesh_and_every_dashboard_query_answers() {
     let mut config = text
         .replace("scrape_interval: 15s", "scrape_interval: 1s")
         .replace("127.0.0.1:9464", &format!("127.0.0.1:{discovery_metrics}"));
-    for (i, (_, port)) in pods.iter().enumerate() {
+    for (i, p) in pods.iter().enumerate() {
         config = config.replace(
             &format!("127.0.0.1:{}", 9101 + i),
-            &format!("127.0.0.1:{port}"),
+            &format!("127.0.0.1:{}", p.addr().port()),
         );
     }
     let prom = Prometheus::start(&config);
-    traffic.await;
+    traffic(&mut clients).await;
     eventually(Duration::from_secs(30), async || {
         let up = prom.query("sum(up)").await;
         let n = up
@@ -155,10 +147,7 @@ async fn prometheus_scrapes_the_mesh_and_every_dashboard_query_answers() {
     for q in &queries {
         eventually(Duration::from_secs(30), async || {
             // keep traffic flowing for rates over the last minute
-            for (server, _) in &pods {
-                let _ = server.io.emit("tick", &1).await;
-                let _ = server.io.fetch_sockets().await;
-            }
+            traffic(&mut clients).await;
             let result = prom.query(q).await;
             check(result.as_ref().is_ok_and(|r| !r.is_empty()), || {
                 format!("{q}: {result:?}")
@@ -167,5 +156,7 @@ async fn prometheus_scrapes_the_mesh_and_every_dashboard_query_answers() {
         .await;
         eprintln!("ok: {q}");
     }
-    drop(clients);
+    for p in pods {
+        p.shutdown().await;
+    }
 }
