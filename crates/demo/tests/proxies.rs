@@ -1,103 +1,62 @@
 //! The proxy configs of `docs/deploy/` (nginx, HAProxy), run by the real programs in front of
-//! three Switchboard servers on a mesh: Node `socket.io-client` clients connect with long-polling
+//! three demo servers on a mesh: Node `socket.io-client` clients connect with long-polling
 //! first (the default), upgrade to WebSocket through the proxy, and chat across servers. The same
 //! proxies without their stickiness lines fail with "Session ID unknown": the negative control
 //! that shows the test can fail.
 
-use std::{net::SocketAddr, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
 use serde_json::{Value as Json, json};
-use socketioxide::{
-    SocketIo,
-    adapter::Emitter,
-    extract::{Data, SocketRef},
-};
-use switchboard_adapter_mesh::{
-    AdapterOptions, ClusterState, MeshAdapter, MeshOptions, MeshTransport, ServerSide,
-};
+use switchboard_demo::{Backend, DemoOptions, RunningDemo};
 use switchboard_mesh_discovery::{Discovery, DiscoveryOptions, RunningDiscovery};
 use switchboard_testkit::{
-    check, eventually,
+    TestClient, check, eventually,
     services::{Proxy, ProxyKind, interop_dir},
 };
 use tokio::net::TcpListener;
 
-type Adapter = MeshAdapter<Emitter>;
-
-/// One chat server: greets each client with `hello {server}`, re-emits `chat` to every client of
-/// every server.
-struct Server {
-    addr: SocketAddr,
-    server_side: ServerSide,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn server(name: &'static str, discovery: SocketAddr) -> Server {
-    let transport = MeshTransport::start(
-        MeshOptions::default()
-            .bind([127, 0, 0, 1].into())
-            .ws_port(0)
-            .discovery(format!("ws://{discovery}")),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let state = ClusterState::new(transport, AdapterOptions::default());
-    let server_side = state.server_side();
-    let (layer, io) = SocketIo::builder()
-        .with_adapter::<Adapter>(state)
-        .build_layer();
-    // (the clients send `chat` only once upgraded, long after the handler is in place)
-    io.ns(
-        "/",
-        async move |socket: SocketRef<Adapter>, io: SocketIo<Adapter>| {
-            let _ = socket.emit("hello", &json!({ "server": name }));
-            socket.on("chat", async move |Data(line): Data<Json>| {
-                let _ = io.emit("chat", &line).await;
-            });
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, axum::Router::new().layer(layer)).await;
-    });
-    Server {
-        addr,
-        server_side,
-        task,
-    }
-}
-
-/// Three servers on one mesh, each counting three.
-async fn cluster() -> (RunningDiscovery, [Server; 3]) {
+/// Three demo servers on one mesh, each seeing the other two.
+async fn cluster() -> (RunningDiscovery, [RunningDemo; 3]) {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let discovery = Discovery::new(DiscoveryOptions::default(), None)
         .spawn(listener)
         .unwrap_or_else(|e| panic!("{e}"));
-    let d = discovery.local_addr();
-    let servers = [
-        server("s1", d).await,
-        server("s2", d).await,
-        server("s3", d).await,
-    ];
+    let url = discovery.url();
+    let pod = async |name: &str| {
+        switchboard_demo::start(DemoOptions {
+            name: name.into(),
+            addr: ([127, 0, 0, 1], 0).into(),
+            backend: Backend::Mesh {
+                discovery: url.clone(),
+                ws_port: 0,
+                server_address: None,
+                auth_token: None,
+            },
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let servers = [pod("s1").await, pod("s2").await, pod("s3").await];
+    // every server sees every client: `who` on each answers three
+    let mut probes = Vec::new();
+    for s in &servers {
+        probes.push(
+            TestClient::connect(s.addr(), "/", json!({ "name": "probe" }), None)
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+    }
     eventually(Duration::from_secs(20), async || {
-        let mut counts = Vec::new();
-        for s in &servers {
-            counts.push(s.server_side.of("/").server_count().await.unwrap_or(0));
+        let mut seen = Vec::new();
+        for p in probes.iter_mut() {
+            let who = p.emit_with_ack("who", vec![], Duration::from_secs(5)).await;
+            seen.push(who.and_then(|a| a.first().and_then(Json::as_array).map(Vec::len)));
         }
-        check(counts == [3, 3, 3], || format!("server counts {counts:?}"))
+        check(seen == [Some(3); 3], || {
+            format!("clients seen per server: {seen:?}")
+        })
     })
     .await;
     (discovery, servers)
@@ -135,7 +94,7 @@ async fn sticky_and_not(kind: ProxyKind, stickiness: &str) {
         return;
     }
     let (_discovery, servers) = cluster().await;
-    let addrs = [servers[0].addr, servers[1].addr, servers[2].addr];
+    let addrs = [servers[0].addr(), servers[1].addr(), servers[2].addr()];
 
     // the shipped config: every client upgrades, lands on a server of its own, chats across them
     let proxy = Proxy::start(kind, addrs, &[]);
