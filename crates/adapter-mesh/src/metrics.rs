@@ -60,7 +60,15 @@ pub fn router(registry: Registry) -> Router {
             "/metrics",
             get(move || {
                 let registry = registry.clone();
-                async move { render(&registry) }
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        render(&registry),
+                    )
+                }
             }),
         )
         .route("/", get(|| async { "ok" }))

@@ -49,11 +49,19 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        // colours for a terminal only: a log file or a pipe gets plain text
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let args = Args::parse();
+    if args.metrics_port == Some(args.port) {
+        anyhow::bail!(
+            "--metrics-port (METRICS_PORT) and --port (PORT) are both {}: give the metrics another port",
+            args.port
+        );
+    }
     let metrics = match args.metrics_port {
         Some(port) => {
             let registry = prometheus::Registry::new();
@@ -69,13 +77,20 @@ async fn main() -> anyhow::Result<()> {
                             &registry.gather(),
                             &mut buf,
                         );
-                        String::from_utf8_lossy(&buf).into_owned()
+                        (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "text/plain; version=0.0.4; charset=utf-8",
+                            )],
+                            buf,
+                        )
                     }
                 }),
             );
-            let listener = TcpListener::bind(SocketAddr::new(args.host, port))
-                .await
-                .context("metrics port")?;
+            let addr = SocketAddr::new(args.host, port);
+            let listener = TcpListener::bind(addr).await.with_context(|| {
+                format!("cannot listen on {addr} for /metrics (--metrics-port, METRICS_PORT)")
+            })?;
             tracing::info!(port, "metrics on /metrics");
             tokio::spawn(async move {
                 let _ = axum::serve(listener, app).await;
@@ -91,9 +106,10 @@ async fn main() -> anyhow::Result<()> {
         },
         metrics,
     );
-    let listener = TcpListener::bind(SocketAddr::new(args.host, args.port))
+    let addr = SocketAddr::new(args.host, args.port);
+    let listener = TcpListener::bind(addr)
         .await
-        .context("bind")?;
+        .with_context(|| format!("cannot listen on {addr} (--port, PORT)"))?;
     tracing::info!(addr = %listener.local_addr()?, "mesh discovery listening");
     discovery
         .serve(listener, shutdown_signal())

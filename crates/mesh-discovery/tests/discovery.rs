@@ -181,3 +181,86 @@ async fn simultaneous_registrations_reach_every_pod_in_order() {
         }
     }
 }
+
+/// The binary as users run it: a port clash names the port and the option, the two ports may not
+/// be the same, `/metrics` says Prometheus' text format version, and logs written to a pipe carry
+/// no colour codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_names_its_ports_and_speaks_prometheus_text() {
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_mesh-discovery");
+    let run = |args: &[&str]| {
+        Command::new(bin)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env_remove("PORT")
+            .env_remove("METRICS_PORT")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    // a taken port
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = taken
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .port()
+        .to_string();
+    let out = run(&["--host", "127.0.0.1", "--port", &port]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && err.contains("--port"),
+        "{err}"
+    );
+    // the same port twice
+    let out = run(&["--port", "18123", "--metrics-port", "18123"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("both 18123"), "{err}");
+
+    // metrics: content type and plain logs
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (ws, metrics) = (free(), free());
+    let mut child = Command::new(bin)
+        .args(["--host", "127.0.0.1", "--port", &ws.to_string()])
+        .args(["--metrics-port", &metrics.to_string()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    switchboard_testkit::eventually(Duration::from_secs(10), async || {
+        let got = http_head(metrics, "/metrics").await;
+        switchboard_testkit::check(got.is_some(), || "metrics not up".to_owned())
+    })
+    .await;
+    let head = http_head(metrics, "/metrics").await.unwrap_or_default();
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let logs = String::from_utf8_lossy(&out.stdout);
+    assert!(logs.contains("mesh discovery listening"), "{logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "colour codes in piped logs: {logs:?}"
+    );
+}
+
+/// The status line and headers of `GET path`, if something answers.
+async fn http_head(port: u16, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut buf = Vec::new();
+    conn.read_to_end(&mut buf).await.ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    text.split_once("\r\n\r\n").map(|(h, _)| h.to_owned())
+}
