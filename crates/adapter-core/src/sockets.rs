@@ -1,8 +1,8 @@
 //! Sockets as Node's `fetchSockets()` shows them, in both directions.
 //!
 //! socketioxide gives an adapter no access to a socket's handshake, and has no `socket.data`.
-//! Opting in, a server records them here ([`ClusterState::record_handshakes`], a connect
-//! middleware, and [`ClusterState::set_data`]) and answers other servers' fetchSockets with them;
+//! Opting in, a server records them here ([`ServerSide::record_handshakes`], a connect
+//! middleware, and [`ServerSide::set_data`]) and answers other servers' fetchSockets with them;
 //! without it, the handshake is empty and the data `{}` (today's behaviour). Records are bounded
 //! (the handshake's headers and auth by [`AdapterOptions::max_handshake_bytes`], the data by
 //! [`AdapterOptions::max_data_bytes`]) and swept when their socket is gone.
@@ -11,8 +11,8 @@
 //! [`ClusterSocket`]: the **original** id (Node's 20 characters), rooms, handshake and data, and
 //! the remote operations; socketioxide's own `fetch_sockets` is unchanged.
 //!
-//! [`ClusterState::record_handshakes`]: crate::ClusterState::record_handshakes
-//! [`ClusterState::set_data`]: crate::ClusterState::set_data
+//! [`ServerSide::record_handshakes`]: crate::ServerSide::record_handshakes
+//! [`ServerSide::set_data`]: crate::ServerSide::set_data
 //! [`AdapterOptions::max_handshake_bytes`]: crate::AdapterOptions::max_handshake_bytes
 //! [`AdapterOptions::max_data_bytes`]: crate::AdapterOptions::max_data_bytes
 //! [`ServerSideNamespace::fetch_sockets`]: crate::ServerSideNamespace::fetch_sockets
@@ -94,7 +94,7 @@ type AddressOf = Arc<dyn Fn(&http::request::Parts) -> Option<String> + Send + Sy
 
 /// A connect middleware recording each socket's handshake (headers, query, url, address, time,
 /// auth) for the other servers' fetchSockets, as Node's `socket.handshake`. From
-/// [`ClusterState::record_handshakes`](crate::ClusterState::record_handshakes); add it with
+/// [`ServerSide::record_handshakes`](crate::ServerSide::record_handshakes); add it with
 /// `handler.with(record)`.
 #[derive(Clone)]
 pub struct RecordHandshake {
@@ -258,7 +258,7 @@ impl<A: Adapter> ConnectMiddleware<A, RecordHandshakeMarker> for RecordHandshake
 }
 
 /// Sets the cluster-visible `data` of socket `sid` of `nsp` (see
-/// [`ClusterState::set_data`](crate::ClusterState::set_data)).
+/// [`ServerSide::set_data`](crate::ServerSide::set_data)).
 pub(crate) fn set_data(
     registry: &Registry,
     max_bytes: usize,
@@ -290,8 +290,9 @@ pub(crate) enum SocketOp {
     Disconnect,
 }
 
-/// A socket of the cluster, from [`ServerSideNamespace::fetch_sockets`]
-/// (crate::ServerSideNamespace::fetch_sockets): Node's `RemoteSocket`, with the original id.
+/// A socket of the cluster, from
+/// [`ServerSideNamespace::fetch_sockets`](crate::ServerSideNamespace::fetch_sockets): Node's
+/// `RemoteSocket`, with the original id.
 pub struct ClusterSocket {
     pub(crate) details: SocketDetails,
     pub(crate) server: String,
@@ -333,7 +334,7 @@ impl ClusterSocket {
     }
 
     /// Its handshake: what a Node server recorded, or what a Switchboard server recorded with
-    /// [`ClusterState::record_handshakes`](crate::ClusterState::record_handshakes) (empty fields
+    /// [`ServerSide::record_handshakes`](crate::ServerSide::record_handshakes) (empty fields
     /// otherwise).
     pub fn handshake(&self) -> &Handshake {
         &self.details.handshake

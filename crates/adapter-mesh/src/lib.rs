@@ -29,7 +29,7 @@
 //!
 //! | Feature | Default | Enables |
 //! |---|---|---|
-//! | `prometheus` | no | `socketio_mesh_*` metrics and a `/metrics` endpoint ([`metrics`]) |
+//! | `prometheus` | no | `socketio_mesh_*` metrics and a `/metrics` endpoint (the `metrics` module) |
 //! | `__test-support` | no | test plumbing; outside semver |
 //!
 //! # MSRV

@@ -5,6 +5,11 @@ use std::time::Duration;
 use switchboard_wire::mesh::PeerInfo;
 
 /// Options of a [`MeshTransport`](crate::MeshTransport).
+///
+/// **By default the peer port (4000) listens on every interface and takes any peer**: no
+/// `auth_token`, as Node's adapter. Anyone who can reach the port can join the mesh and broadcast to
+/// every client. Outside a private network, set [`auth_token`](Self::auth_token) (the same on
+/// every server and on the discovery service) and/or [`bind`](Self::bind) to a private address.
 #[derive(Clone, Debug)]
 pub struct MeshOptions {
     pub(crate) ws_port: u16,
@@ -62,7 +67,7 @@ impl MeshOptions {
         self
     }
 
-    /// The address to listen on (default all interfaces).
+    /// The address the peer port listens on (default `0.0.0.0`: every interface).
     pub fn bind(mut self, ip: std::net::IpAddr) -> Self {
         self.bind = ip;
         self
@@ -75,7 +80,9 @@ impl MeshOptions {
         self
     }
 
-    /// Node's `authToken`: shared secret for discovery and for peers' Hello.
+    /// Node's `authToken`: shared secret for discovery and for peers' Hello (default none: any
+    /// peer is accepted). A discovery service that refuses it closes with 4401: logged as an
+    /// error and reported by [`MeshTransport::discovery_refusals`](crate::MeshTransport::discovery_refusals).
     pub fn auth_token(mut self, token: impl Into<String>) -> Self {
         self.auth_token = Some(token.into());
         self

@@ -64,6 +64,8 @@ pub(crate) struct Inner {
     local_addr: SocketAddr,
     tasks: Mutex<Tasks>,
     closed: AtomicBool,
+    /// Discovery services that refused our token (url → their reason), until one sends a roster.
+    refused_by: Mutex<HashMap<String, String>>,
     /// The engine's metrics (from the first namespace attached), for frame sizes.
     #[cfg(feature = "prometheus")]
     engine_metrics: std::sync::OnceLock<switchboard_adapter_core::Metrics>,
@@ -331,6 +333,7 @@ impl MeshTransport {
             local_addr,
             tasks: Mutex::new(Tasks::default()),
             closed: AtomicBool::new(false),
+            refused_by: Mutex::new(HashMap::new()),
             #[cfg(feature = "prometheus")]
             engine_metrics: std::sync::OnceLock::new(),
         });
@@ -371,6 +374,23 @@ impl MeshTransport {
     /// Where the peer listener is bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
+    }
+
+    /// The discovery services that refused this server's `auth_token` (close 4401), with their
+    /// reason, until one of them accepts it: while not empty, this server is alone or missing
+    /// peers. For a health check; each refusal is also logged as an error and counted
+    /// (`socketio_mesh_peer_drops_total{reason="discovery-refused"}`).
+    pub fn discovery_refusals(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self
+            .inner
+            .refused_by
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(u, r)| (u.clone(), r.clone()))
+            .collect();
+        v.sort();
+        v
     }
 
     /// Uids of the peers connected now.
@@ -484,6 +504,15 @@ async fn discovery(inner: Weak<Inner>, index: usize, url: String) {
                     Message::Binary(bytes) => bytes,
                     Message::Close(Some(close)) => {
                         refused = discovery_closed(&url, u16::from(close.code), &close.reason);
+                        if u16::from(close.code) == 4401
+                            && let Some(me) = inner.upgrade()
+                        {
+                            me.dropped("discovery-refused");
+                            me.refused_by
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(url.clone(), close.reason.to_string());
+                        }
                         break;
                     }
                     _ => continue,
@@ -496,6 +525,10 @@ async fn discovery(inner: Weak<Inner>, index: usize, url: String) {
                 let Some(me) = inner.upgrade() else { return };
                 // registered: a refusal would have come instead of a roster
                 backoff = Duration::from_secs(1);
+                me.refused_by
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&url);
                 me.rosters
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())

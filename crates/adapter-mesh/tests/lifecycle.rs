@@ -262,7 +262,19 @@ async fn a_refusal_by_discovery_is_said_in_words() {
         d.roster().is_empty(),
         "a pod with a wrong token is not registered"
     );
+    // and a health check can see it
+    let refusals = a.discovery_refusals();
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0].0, running.url());
     drop(a);
+    // the right token: no refusal
+    let b = transport(local().discovery(running.url()).auth_token("right")).await;
+    eventually(WAIT, async || {
+        let n = d.roster().len();
+        check(n == 1, || format!("roster of {n}"))
+    })
+    .await;
+    assert!(b.discovery_refusals().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

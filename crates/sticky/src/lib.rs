@@ -49,7 +49,7 @@
 //!
 //! | Feature | Default | Enables |
 //! |---|---|---|
-//! | `prometheus` | no | [`StickyMetrics`]: sessions per worker, connections by outcome, worker restarts |
+//! | `prometheus` | no | `StickyMetrics`: sessions per worker, connections by outcome, worker restarts |
 //!
 //! # MSRV
 //!

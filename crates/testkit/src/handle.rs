@@ -1,5 +1,5 @@
 //! A server the suite drives without knowing where it runs: a [`TestServer`] in this process, or
-//! a server process speaking the [`control`](crate::control) protocol on its stdin and stdout.
+//! a server process speaking the [`control`] protocol on its stdin and stdout.
 
 use std::{
     collections::HashMap,
