@@ -345,3 +345,50 @@ async fn a_slow_receiver_bounds_its_backlog_by_bytes() {
     );
     assert_eq!(b.transport.received_bytes(), 0);
 }
+
+/// A server starting before its redis: `connect` fails at once, `connect_with_retry` keeps trying
+/// for as long as it is told to, and succeeds once redis is up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_with_retry_waits_for_a_late_redis() {
+    use std::time::Instant;
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    redis.stop();
+    assert!(
+        RedisTransport::connect(&url, RedisOptions::classic())
+            .await
+            .is_err(),
+        "redis is down: connect fails"
+    );
+    let started = Instant::now();
+    let gave_up = RedisTransport::connect_with_retry(
+        &url,
+        RedisOptions::classic(),
+        Duration::from_millis(700),
+    )
+    .await;
+    let waited = started.elapsed();
+    assert!(gave_up.is_err());
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(8),
+        "retried for its wait, then gave up: {waited:?}"
+    );
+    let url2 = url.clone();
+    let waiting = tokio::spawn(async move {
+        RedisTransport::connect_with_retry(&url2, RedisOptions::classic(), Duration::from_secs(20))
+            .await
+    });
+    // (kept until the end of the test: dropping it stops the server)
+    let _redis = tokio::task::spawn_blocking(move || {
+        redis.restart();
+        redis
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let transport = tokio::time::timeout(WAIT, waiting)
+        .await
+        .unwrap_or_else(|_| panic!("connect_with_retry did not return"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("connect_with_retry: {e}"));
+    assert!(fred::prelude::ClientLike::is_connected(transport.client()));
+}

@@ -190,9 +190,48 @@ impl RedisTransport {
             p.default_command_timeout = Duration::from_secs(5);
         });
         let subscriber = builder.build_subscriber_client()?;
-        client.init().await?;
-        subscriber.init().await?;
+        // a failed start leaves no client reconnecting in the background
+        if let Err(e) = client.init().await {
+            let _ = client.quit().await;
+            return Err(e.into());
+        }
+        if let Err(e) = subscriber.init().await {
+            let _ = subscriber.quit().await;
+            let _ = client.quit().await;
+            return Err(e.into());
+        }
         Ok(Self::new(client, subscriber, options))
+    }
+
+    /// [`connect`](Self::connect), retried while redis cannot be reached, for at most `wait`:
+    /// what a server starting beside its redis (compose, Kubernetes) needs. `connect` fails at
+    /// once when redis is down (connection refused), although a transport that is running
+    /// reconnects forever. Each failed attempt is logged (warn) with the next pause (100 ms
+    /// doubling to 2 s); a bad URL fails at once.
+    pub async fn connect_with_retry(
+        url: &str,
+        options: RedisOptions,
+        wait: Duration,
+    ) -> Result<Self, RedisError> {
+        let deadline = Instant::now() + wait;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            Config::from_url(url)?;
+            match Self::connect(url, options.clone()).await {
+                Ok(t) => return Ok(t),
+                Err(e) if Instant::now() + pause < deadline => {
+                    tracing::warn!(
+                        url,
+                        ?pause,
+                        "redis not reachable yet: {}",
+                        switchboard_adapter_core::report(&e)
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// A transport over clients you configured and initialised yourself. Give the subscriber a
