@@ -6,23 +6,49 @@
 //! # Example
 //!
 //! ```no_run
-//! use socketioxide::{SocketIo, extract::SocketRef};
-//! use switchboard_adapter_mesh::{ClusterState, AdapterOptions, MeshAdapter, MeshOptions, MeshTransport};
+//! use socketioxide::{
+//!     SocketIo,
+//!     extract::{Data, SocketRef},
+//!     handler::ConnectHandler,
+//! };
+//! use switchboard_adapter_mesh::{
+//!     AdapterOptions, ClusterState, MeshAdapter, MeshOptions, MeshTransport,
+//! };
 //!
 //! type Adapter = MeshAdapter<socketioxide::adapter::Emitter>;
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let transport = MeshTransport::start(
-//!     MeshOptions::default().discovery("ws://discovery:8000").ws_port(4000),
-//! )
-//! .await?;
-//! let state = ClusterState::new(transport, AdapterOptions::default());
-//! let (layer, io) = SocketIo::builder().with_adapter::<Adapter>(state).build_layer();
-//! io.ns("/", async |socket: SocketRef<Adapter>| socket.join("room1")).await?;
-//! io.to("room1").emit("news", &"hello").await?;
-//! # let _ = layer;
-//! # Ok(())
-//! # }
+//! /// A connect middleware runs before the client sees itself connected; socketioxide runs an
+//! /// `async` connect handler only after, so handlers registered there can miss a first event.
+//! async fn setup(socket: SocketRef<Adapter>, io: SocketIo<Adapter>) -> Result<(), std::convert::Infallible> {
+//!     socket.join("room1");
+//!     socket.on("chat", async move |Data(text): Data<String>| {
+//!         // reaches room1 on every server of the mesh
+//!         let _ = io.to("room1").emit("chat", &text).await;
+//!     });
+//!     Ok(())
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // peers dial this server at ws://<server_address>; set auth_token outside a private network
+//!     let transport = MeshTransport::start(
+//!         MeshOptions::default()
+//!             .discovery("ws://discovery:8000")
+//!             .ws_port(4000)
+//!             .server_address("ws://10.0.0.7:4000"),
+//!     )
+//!     .await?;
+//!     let state = ClusterState::new(transport, AdapterOptions::default());
+//!     let (layer, io) = SocketIo::builder()
+//!         .with_adapter::<Adapter>(state)
+//!         // socketioxide queues 128 packets per client by default and drops broadcasts beyond
+//!         .max_buffer_size(4096)
+//!         .build_layer();
+//!     io.ns("/", (async |_: SocketRef<Adapter>| {}).with(setup)).await?;
+//!     let app = axum::Router::new().layer(layer);
+//!     axum::serve(tokio::net::TcpListener::bind("0.0.0.0:3000").await?, app).await?;
+//!     Ok(())
+//! }
 //! ```
 //!
 //! # Features

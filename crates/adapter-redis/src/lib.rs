@@ -9,24 +9,43 @@
 //! # Example
 //!
 //! ```no_run
-//! use socketioxide::{SocketIo, extract::SocketRef};
-//! use switchboard_adapter_redis::{RedisAdapter, RedisOptions, RedisTransport, ClusterState, AdapterOptions};
+//! use socketioxide::{
+//!     SocketIo,
+//!     extract::{Data, SocketRef},
+//!     handler::ConnectHandler,
+//! };
+//! use switchboard_adapter_redis::{
+//!     AdapterOptions, ClusterState, RedisAdapter, RedisOptions, RedisTransport,
+//! };
 //!
 //! type Adapter = RedisAdapter<socketioxide::adapter::Emitter>;
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let transport = RedisTransport::connect("redis://127.0.0.1:6379", RedisOptions::classic()).await?;
-//! let state = ClusterState::new(transport, AdapterOptions::default());
-//! let (layer, io) = SocketIo::builder().with_adapter::<Adapter>(state).build_layer();
-//! io.ns("/", async |socket: SocketRef<Adapter>| {
+//! /// A connect middleware runs before the client sees itself connected; socketioxide runs an
+//! /// `async` connect handler only after, so handlers registered there can miss a first event.
+//! async fn setup(socket: SocketRef<Adapter>, io: SocketIo<Adapter>) -> Result<(), std::convert::Infallible> {
 //!     socket.join("room1");
-//! })
-//! .await?;
-//! // reaches room1 on every server, Rust or Node
-//! io.to("room1").emit("news", &"hello").await?;
-//! # let _ = layer;
-//! # Ok(())
-//! # }
+//!     socket.on("chat", async move |Data(text): Data<String>| {
+//!         // reaches room1 on every server of the cluster, Rust or Node
+//!         let _ = io.to("room1").emit("chat", &text).await;
+//!     });
+//!     Ok(())
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // `redis-cluster://host:port` for a Redis Cluster; RedisOptions::sharded() for SPUBLISH
+//!     let transport = RedisTransport::connect("redis://127.0.0.1:6379", RedisOptions::classic()).await?;
+//!     let state = ClusterState::new(transport, AdapterOptions::default());
+//!     let (layer, io) = SocketIo::builder()
+//!         .with_adapter::<Adapter>(state)
+//!         // socketioxide queues 128 packets per client by default and drops broadcasts beyond
+//!         .max_buffer_size(4096)
+//!         .build_layer();
+//!     io.ns("/", (async |_: SocketRef<Adapter>| {}).with(setup)).await?;
+//!     let app = axum::Router::new().layer(layer);
+//!     axum::serve(tokio::net::TcpListener::bind("0.0.0.0:3000").await?, app).await?;
+//!     Ok(())
+//! }
 //! ```
 //!
 //! # Features

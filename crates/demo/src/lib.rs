@@ -152,7 +152,9 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<RunningDemo> {
             } else {
                 RedisOptions::classic()
             };
-            let transport = RedisTransport::connect(url, redis).await?;
+            // compose and Kubernetes may start redis after this server
+            let transport =
+                RedisTransport::connect_with_retry(url, redis, Duration::from_secs(60)).await?;
             serve(transport, "redis", registry, options).await
         }
     }
