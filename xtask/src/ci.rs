@@ -22,6 +22,10 @@ fn cargo(args: &[&str]) -> Result<()> {
 
 /// `cargo xtask demo`: the mesh chat example (its arguments passed on, e.g. `--once`).
 pub(crate) fn mesh_demo(args: &[String]) -> Result<()> {
+    eprintln!(
+        "building and starting the mesh demo (the first build takes a few minutes; \
+         `cargo xtask demo --help` for the options)"
+    );
     let mut all = vec![
         "run",
         "--quiet",

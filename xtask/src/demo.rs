@@ -39,8 +39,9 @@ pub(crate) fn run() -> Result<()> {
         },
     );
     let sharded = message.to_json_unless_binary();
+    // the channel of Node's `static` subscription mode, the one Switchboard's sharded adapter uses
     let channel =
-        ShardedChannels::new("socket.io", "/").for_message(&message, SubscriptionMode::Dynamic);
+        ShardedChannels::new("socket.io", "/").for_message(&message, SubscriptionMode::Static);
     say(&format!(
         "sharded redis   SPUBLISH {channel} ({} bytes, msgpack because of the binary)",
         sharded.len()
@@ -89,10 +90,15 @@ pub(crate) fn run() -> Result<()> {
         .filter_map(|i| u8::from_str_radix(&node[i..i + 2], 16).ok())
         .collect();
     let from_node = ClassicBroadcast::from_msgpack(&bytes, &limits)?;
+    let arg = from_node
+        .packet
+        .data
+        .get(1)
+        .map(|v| String::from_utf8_lossy(&switchboard_wire::json::to_vec(v)).into_owned())
+        .unwrap_or_default();
     say(&format!(
-        "\nNode's io.of(\"/admin\").emit(\"adm\", new Date(0)) decodes to event {:?} with {:?}",
+        "\nNode's io.of(\"/admin\").emit(\"adm\", new Date(0)) decodes to event {:?} with {arg} (a msgpack timestamp)",
         from_node.packet.event_name().unwrap_or("?"),
-        from_node.packet.data.get(1)
     ));
     if from_node.to_msgpack() != bytes {
         bail!("re-encoding Node's message changed its bytes");

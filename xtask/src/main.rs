@@ -32,6 +32,13 @@ fn main() -> Result<()> {
                 bail!("{} house-rule violations", problems.len())
             }
         }
+        Some("demo") if args[1..].iter().any(|a| a == "--help" || a == "-h") => {
+            #[allow(clippy::print_stdout)] // usage, asked for
+            {
+                println!("{DEMO_USAGE}");
+            }
+            Ok(())
+        }
         Some("demo") if args.get(1).map(String::as_str) == Some("wire") => demo::run(),
         Some("demo") if args.get(1).map(String::as_str) == Some("cluster") => {
             ci::sticky_demo(&args[2..])
@@ -43,6 +50,25 @@ fn main() -> Result<()> {
         ),
     }
 }
+
+const DEMO_USAGE: &str = "\
+usage: cargo xtask demo [--once] [--free-ports]
+       cargo xtask demo wire
+       cargo xtask demo cluster [--port P] [--workers N]
+
+demo           a mesh-discovery service and three Switchboard servers on a mesh, in one process:
+               scripted clients chat across the servers, then the chat pages stay up
+               (http://127.0.0.1:3001, 3002, 3003; discovery on 8000, mesh ports 4001-4003)
+               until Ctrl-C
+  --once         stop after the scripted round (what the tests run)
+  --free-ports   let the system pick every port (when 3001-3003, 4001-4003 or 8000 are taken);
+                 the pages and their links say which
+demo wire      one io.to(\"room1\").emit(..) in every protocol Switchboard speaks, decoded again,
+               and Node's own bytes re-encoded identically
+demo cluster   one port (3000), a sticky primary passing connections to 4 workers joined by the
+               cluster relay; a chat page on http://127.0.0.1:3000
+
+The first run builds the demo: a few minutes on a small machine.";
 
 /// The workspace root (the parent of `xtask/`).
 pub(crate) fn workspace_root() -> PathBuf {

@@ -33,7 +33,33 @@ pub(crate) struct Ports {
     nodes: [(u16, u16); 3],
 }
 
+/// Binds `port` on localhost; a taken port names itself and the way out.
+async fn listen(port: u16, what: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "port {port} ({what}) is taken by another program: stop it, or run \
+                     `cargo xtask demo --free-ports` to use ports the system picks"
+                ),
+            )
+        } else {
+            std::io::Error::new(e.kind(), format!("port {port} ({what}): {e}"))
+        }
+    })
+}
+
 impl Ports {
+    /// Free ports but discovery on `port` (the tests try a taken port with it).
+    #[allow(dead_code)] // used by tests/demo.rs only
+    pub(crate) fn with_discovery(port: u16) -> Ports {
+        Ports {
+            discovery: port,
+            ..Ports::FREE
+        }
+    }
+
     pub(crate) const FIXED: Ports = Ports {
         discovery: 8000,
         nodes: [(3001, 4001), (3002, 4002), (3003, 4003)],
@@ -49,10 +75,13 @@ async fn connected(_socket: SocketRef<Adapter>) {}
 
 async fn node(
     name: String,
-    http: u16,
+    listener: TcpListener,
     mesh: u16,
     discovery: SocketAddr,
+    links: &str,
 ) -> std::io::Result<(ServerSide, SocketAddr)> {
+    // the peer port: a taken one is said in words before the transport tries it
+    drop(listen(mesh, &format!("{name}'s mesh port")).await?);
     let options = MeshOptions::default()
         .bind([127, 0, 0, 1].into())
         .ws_port(mesh)
@@ -91,11 +120,16 @@ async fn node(
     io.ns("/", connected.with(register))
         .await
         .map_err(std::io::Error::other)?;
-    let page = PAGE.replace("NODE_NAME", &name);
+    let page = PAGE
+        .replace("NODE_NAME", &name)
+        .replace("NODE_LINKS", links);
     let app = Router::new()
         .route("/", get(move || async move { Html(page) }))
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::http::StatusCode::NO_CONTENT }),
+        )
         .layer(layer);
-    let listener = TcpListener::bind(("127.0.0.1", http)).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -105,7 +139,7 @@ async fn node(
 
 /// Runs the demo; returns, per scripted client, the messages it received.
 pub(crate) async fn run(ports: Ports, once: bool) -> std::io::Result<Vec<Vec<String>>> {
-    let listener = TcpListener::bind(("127.0.0.1", ports.discovery)).await?;
+    let listener = listen(ports.discovery, "mesh-discovery").await?;
     let discovery = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(
@@ -114,10 +148,24 @@ pub(crate) async fn run(ports: Ports, once: bool) -> std::io::Result<Vec<Vec<Str
         }),
     );
     println!("mesh-discovery on ws://{discovery}");
+    // the pages link to each other: with --free-ports the ports are known once bound
+    let mut pages = Vec::new();
+    for (i, (http, _)) in ports.nodes.iter().enumerate() {
+        pages.push(listen(*http, &format!("node-{}'s chat page", i + 1)).await?);
+    }
+    let mut links = Vec::new();
+    for (i, l) in pages.iter().enumerate() {
+        let port = l.local_addr()?.port();
+        links.push(format!(
+            "<a href=\"http://127.0.0.1:{port}\">node-{}</a>",
+            i + 1
+        ));
+    }
+    let links = links.join(", ");
     let mut nodes = Vec::new();
-    for (i, (http, mesh)) in ports.nodes.into_iter().enumerate() {
+    for (i, ((_, mesh), page)) in ports.nodes.into_iter().zip(pages).enumerate() {
         let name = format!("node-{}", i + 1);
-        let (server_side, addr) = node(name.clone(), http, mesh, discovery).await?;
+        let (server_side, addr) = node(name.clone(), page, mesh, discovery, &links).await?;
         println!("{name}: chat page on http://{addr}/");
         nodes.push((name, server_side, addr));
     }
@@ -196,15 +244,19 @@ pub(crate) async fn run(ports: Ports, once: bool) -> std::io::Result<Vec<Vec<Str
 }
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
+async fn main() {
     let once = std::env::args().any(|a| a == "--once");
     let free = std::env::args().any(|a| a == "--free-ports");
-    let received = run(if free { Ports::FREE } else { Ports::FIXED }, once).await?;
-    if received.iter().any(|r| r.len() != 3) {
+    match run(if free { Ports::FREE } else { Ports::FIXED }, once).await {
         // what is missing was printed above
-        return Err(std::io::Error::other(
-            "some messages did not cross the mesh",
-        ));
+        Ok(received) if received.iter().any(|r| r.len() != 3) => {
+            eprintln!("error: some messages did not cross the mesh");
+            std::process::exit(1);
+        }
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
     }
-    Ok(())
 }

@@ -22,3 +22,22 @@ async fn the_demo_runs() {
         }
     }
 }
+
+/// A taken port is named, with the way out, instead of an `AddrInUse` debug dump.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_port_is_named() {
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = taken.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
+    let err = chat::run(chat::Ports::with_discovery(port), true)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("the demo started on a taken port"));
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("port {port} (mesh-discovery) is taken"))
+            && text.contains("--free-ports"),
+        "{text}"
+    );
+}
