@@ -11,20 +11,25 @@
 //! # Example
 //!
 //! ```no_run
-//! use socketioxide::{SocketIo, extract::SocketRef};
+//! use socketioxide::{SocketIo, extract::SocketRef, handler::ConnectHandler};
 //! use switchboard_adapter_core::{ClusterAdapter, ClusterState, AdapterOptions, memory::{MemoryHub, MemoryTransport}};
 //!
 //! type Adapter = ClusterAdapter<socketioxide::adapter::Emitter, MemoryTransport>;
+//!
+//! /// Joins and handlers go in a connect *middleware*: it runs before the client sees itself
+//! /// connected, while socketioxide runs an `async` connect handler only after (a broadcast or a
+//! /// first event in between would be missed).
+//! async fn setup(socket: SocketRef<Adapter>) -> Result<(), std::convert::Infallible> {
+//!     socket.join("room1");
+//!     Ok(())
+//! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let hub = MemoryHub::new();
 //! let state = ClusterState::new(hub.transport(), AdapterOptions::default());
 //! let server_side = state.server_side();
 //! let (layer, io) = SocketIo::builder().with_adapter::<Adapter>(state).build_layer();
-//! io.ns("/", async |socket: SocketRef<Adapter>| {
-//!     socket.join("room1");
-//! })
-//! .await?;
+//! io.ns("/", (async |_: SocketRef<Adapter>| {}).with(setup)).await?;
 //! // to every client of every server in room1
 //! io.to("room1").emit("news", &"hello").await?;
 //! // to the other servers themselves
