@@ -98,7 +98,12 @@ fn classic_redis_live_capture_round_trips() {
             ClassicResponse::decode(&p.bytes, &LIMITS).map(|r| r.encode())
         } else {
             broadcasts += 1;
-            ClassicBroadcast::from_msgpack(&p.bytes, &LIMITS).map(|b| b.to_msgpack())
+            let decoded = ClassicBroadcast::from_msgpack(&p.bytes, &LIMITS);
+            // what Node published: its uid readable from the first bytes
+            if let Ok(b) = &decoded {
+                assert_eq!(ClassicBroadcast::peek_uid(&p.bytes), Some(b.uid.as_str()));
+            }
+            decoded.map(|b| b.to_msgpack())
         };
         match reencoded {
             Ok(bytes) => assert_eq!(bytes, p.bytes, "byte-identical re-encoding of {}", p.header),

@@ -233,7 +233,10 @@ proptest! {
     #[test]
     fn classic_broadcast_round_trips(uid in "[a-zA-Z0-9_-]{6}|emitter", packet in packet(), opts in opts()) {
         let b = ClassicBroadcast { uid, packet, opts };
-        prop_assert_eq!(ClassicBroadcast::from_msgpack(&b.to_msgpack(), &LIMITS).ok(), Some(b));
+        let bytes = b.to_msgpack();
+        // the uid read from the first bytes is the decoded one
+        prop_assert_eq!(ClassicBroadcast::peek_uid(&bytes), Some(b.uid.as_str()));
+        prop_assert_eq!(ClassicBroadcast::from_msgpack(&bytes, &LIMITS).ok(), Some(b));
     }
 
     #[test]

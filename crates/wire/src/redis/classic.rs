@@ -34,6 +34,27 @@ impl ClassicBroadcast {
         msgpack::to_vec(&self.to_value())
     }
 
+    /// The sender's uid of a broadcast payload, read from its first bytes without decoding the
+    /// rest: a server drops its own broadcasts (which its pattern subscription hands back) before
+    /// paying for the whole decode. `None` when the payload does not start as `[uid, ...]` with a
+    /// string uid (then decode it to learn why).
+    pub fn peek_uid(bytes: &[u8]) -> Option<&str> {
+        // an array of 3 (fixarray; array16/32 for an odd encoder), then the uid as a string
+        let rest = match bytes {
+            [0x93, rest @ ..] => rest,
+            [0xdc, 0, 3, rest @ ..] => rest,
+            [0xdd, 0, 0, 0, 3, rest @ ..] => rest,
+            _ => return None,
+        };
+        let (len, rest) = match rest {
+            [b @ 0xa0..=0xbf, rest @ ..] => (usize::from(b & 0x1f), rest),
+            [0xd9, n, rest @ ..] => (usize::from(*n), rest),
+            [0xda, a, b, rest @ ..] => (usize::from(u16::from_be_bytes([*a, *b])), rest),
+            _ => return None,
+        };
+        std::str::from_utf8(rest.get(..len)?).ok()
+    }
+
     /// Decodes a broadcast payload.
     pub fn from_msgpack(bytes: &[u8], limits: &Limits) -> Result<Self, DecodeError> {
         Self::from_value(msgpack::from_slice(bytes, limits)?)
