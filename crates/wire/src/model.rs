@@ -65,6 +65,39 @@ impl Opts {
         Value::Map(entries)
     }
 
+    /// Appends the msgpack encoding of [`Self::to_value`] to `out`, without building the value.
+    pub(crate) fn write_msgpack(&self, out: &mut Vec<u8>) {
+        use crate::msgpack::{write_array_len, write_map_len, write_str, write_value};
+        let strings = |out: &mut Vec<u8>, key: &str, items: &[String]| {
+            write_str(out, key);
+            write_array_len(out, items.len());
+            for s in items {
+                write_str(out, s);
+            }
+        };
+        let flags = |out: &mut Vec<u8>, f: &Flags| {
+            write_str(out, "flags");
+            write_map_len(out, f.0.len());
+            for (k, v) in &f.0 {
+                write_str(out, k);
+                write_value(out, v);
+            }
+        };
+        write_map_len(out, 2 + usize::from(self.flags.is_some()));
+        strings(out, "rooms", &self.rooms);
+        match (self.order, &self.flags) {
+            (_, None) => strings(out, "except", &self.except),
+            (OptsOrder::RoomsExceptFlags, Some(f)) => {
+                strings(out, "except", &self.except);
+                flags(out, f);
+            }
+            (OptsOrder::RoomsFlagsExcept, Some(f)) => {
+                flags(out, f);
+                strings(out, "except", &self.except);
+            }
+        }
+    }
+
     /// Reads an `opts` value; tolerates missing keys, unknown flags and numeric rooms.
     pub fn from_value(value: Value) -> Result<Self, DecodeError> {
         let mut obj = Obj::new(value, "opts")?;
@@ -184,6 +217,31 @@ impl PacketObject {
             entries.push(("id".to_owned(), Value::Int(id)));
         }
         Value::Map(entries)
+    }
+
+    /// Appends the msgpack encoding of [`Self::to_value`] to `out`, without building the value
+    /// (nor cloning the arguments).
+    pub(crate) fn write_msgpack(&self, out: &mut Vec<u8>) {
+        use crate::msgpack::{write_array_len, write_map_len, write_str, write_value};
+        write_map_len(
+            out,
+            2 + usize::from(self.nsp.is_some()) + usize::from(self.id.is_some()),
+        );
+        write_str(out, "type");
+        write_value(out, &Value::Int(self.kind));
+        write_str(out, "data");
+        write_array_len(out, self.data.len());
+        for v in &self.data {
+            write_value(out, v);
+        }
+        if let Some(nsp) = &self.nsp {
+            write_str(out, "nsp");
+            write_str(out, nsp);
+        }
+        if let Some(id) = self.id {
+            write_str(out, "id");
+            write_value(out, &Value::Int(id));
+        }
     }
 
     /// Reads a packet object.

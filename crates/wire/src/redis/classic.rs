@@ -29,9 +29,15 @@ impl ClassicBroadcast {
         ])
     }
 
-    /// msgpack encoding (notepack-identical).
+    /// msgpack encoding (notepack-identical), written directly: the same bytes as encoding
+    /// [`Self::to_value`], without building (and cloning into) the value.
     pub fn to_msgpack(&self) -> Vec<u8> {
-        msgpack::to_vec(&self.to_value())
+        let mut out = Vec::with_capacity(96 + self.uid.len());
+        msgpack::write_array_len(&mut out, 3);
+        msgpack::write_str(&mut out, &self.uid);
+        self.packet.write_msgpack(&mut out);
+        self.opts.write_msgpack(&mut out);
+        out
     }
 
     /// The sender's uid of a broadcast payload, read from its first bytes without decoding the
