@@ -235,7 +235,7 @@ proptest! {
         let b = ClassicBroadcast { uid, packet, opts };
         let bytes = b.to_msgpack();
         // the direct writer gives the bytes of the value's encoding
-        prop_assert_eq!(&bytes, &switchboard_wire::msgpack::to_vec(&b.to_value()));
+        prop_assert_eq!(&bytes, &msgpack::to_vec(&b.to_value()));
         // the uid read from the first bytes is the decoded one
         prop_assert_eq!(ClassicBroadcast::peek_uid(&bytes), Some(b.uid.as_str()));
         prop_assert_eq!(ClassicBroadcast::from_msgpack(&bytes, &LIMITS).ok(), Some(b));
