@@ -142,6 +142,18 @@ fn write(path: &Path, text: &str) {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
+        // SIGTERM: nginx's master stops its workers (a SIGKILL would leave them running, still
+        // listening on the port); SIGKILL only if it does not exit
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
