@@ -50,21 +50,29 @@ impl Default for Record {
 /// Records of this server's sockets, by namespace and id.
 #[derive(Default)]
 pub(crate) struct Records {
-    map: Mutex<HashMap<(String, Sid), Record>>,
+    namespaces: Mutex<HashMap<String, NsRecords>>,
+}
+
+/// One namespace's records, and how many were left by its last sweep.
+#[derive(Default)]
+struct NsRecords {
+    by_sid: HashMap<Sid, Record>,
+    after_sweep: usize,
 }
 
 impl Records {
     pub(crate) fn get(&self, nsp: &str, sid: Sid) -> Option<Record> {
-        self.map
+        self.namespaces
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&(nsp.to_owned(), sid))
+            .get(nsp)
+            .and_then(|ns| ns.by_sid.get(&sid))
             .cloned()
     }
 
-    /// Changes (or creates) the record of `sid`, then forgets the records of sockets gone from
-    /// `nsp` once they could be as many as the live ones (socketioxide says nothing when a socket
-    /// disconnects).
+    /// Changes (or creates) the record of `sid`, then, once a namespace's records doubled since
+    /// its last sweep, forgets those of sockets gone from it (socketioxide says nothing when a
+    /// socket disconnects): at most twice the live sockets (or 64), amortised O(1) per call.
     fn update(
         &self,
         nsp: &str,
@@ -72,21 +80,30 @@ impl Records {
         live: impl FnOnce() -> Option<HashSet<Sid>>,
         f: impl FnOnce(&mut Record),
     ) {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        f(map.entry((nsp.to_owned(), sid)).or_default());
-        let in_nsp = map.keys().filter(|(n, _)| n == nsp).count();
-        if in_nsp >= 64 && in_nsp.is_power_of_two() {
-            drop(map);
-            if let Some(live) = live() {
-                let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-                map.retain(|(n, s), _| n != nsp || *s == sid || live.contains(s));
-            }
+        let mut namespaces = self.namespaces.lock().unwrap_or_else(|e| e.into_inner());
+        let ns = namespaces.entry(nsp.to_owned()).or_default();
+        f(ns.by_sid.entry(sid).or_default());
+        if ns.by_sid.len() < (2 * ns.after_sweep).max(64) {
+            return;
+        }
+        // the live sockets come from socketioxide's own locks: not asked under ours
+        drop(namespaces);
+        let Some(live) = live() else { return };
+        let mut namespaces = self.namespaces.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ns) = namespaces.get_mut(nsp) {
+            ns.by_sid.retain(|s, _| *s == sid || live.contains(s));
+            ns.after_sweep = ns.by_sid.len();
         }
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.namespaces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|ns| ns.by_sid.len())
+            .sum()
     }
 }
 
@@ -280,6 +297,13 @@ pub(crate) fn set_data(
         .update(nsp, sid, || registry.live_sockets(nsp), |r| r.data = value);
     Ok(())
 }
+
+/// Sockets with their server's uid and whether they are local: all of them, or on a timeout
+/// what arrived with the number of servers that answered and were expected.
+pub(crate) type Fetched = Result<
+    Result<Vec<(String, SocketDetails, bool)>, (Vec<(String, SocketDetails, bool)>, usize, usize)>,
+    Error,
+>;
 
 /// A remote operation on one socket, wherever it is.
 #[derive(Debug)]

@@ -17,7 +17,7 @@ use switchboard_wire::SocketDetails;
 
 use crate::{
     AdapterOptions, ClusterSocket, Error, Partial, RecordHandshake, Transport,
-    sockets::{Records, SocketOp},
+    sockets::{Fetched, Records, SocketOp},
 };
 
 /// What the serverSideEmit handle needs of a namespace's adapter.
@@ -30,23 +30,9 @@ pub(crate) trait NamespaceOps: Send + Sync {
     fn count_servers(&self) -> BoxFuture<'_, Result<usize, Error>>;
     /// The ids of this server's sockets in the namespace.
     fn live_sockets(&self) -> HashSet<Sid>;
-    /// Every socket matching `rooms` / `except` (all when `rooms` is empty) across the cluster,
+    /// Every socket in `rooms` (all when `rooms` is empty) across the cluster,
     /// with the uid of its server and whether it is local; `Err` with what arrived on a timeout.
-    #[allow(clippy::type_complexity)]
-    fn fetch_details(
-        &self,
-        rooms: Vec<String>,
-        except: Vec<String>,
-    ) -> BoxFuture<
-        '_,
-        Result<
-            Result<
-                Vec<(String, SocketDetails, bool)>,
-                (Vec<(String, SocketDetails, bool)>, usize, usize),
-            >,
-            Error,
-        >,
-    >;
+    fn fetch_details(&self, rooms: Vec<String>) -> BoxFuture<'_, Fetched>;
     /// An operation on the socket with id `id`, wherever it is.
     fn socket_op(&self, id: &str, op: SocketOp) -> Result<(), Error>;
 }
@@ -286,7 +272,7 @@ impl ServerSideNamespace {
                 })
                 .collect()
         };
-        match ops.fetch_details(rooms, Vec::new()).await? {
+        match ops.fetch_details(rooms).await? {
             Ok(found) => Ok(sockets(found)),
             Err((found, answered, expected)) => Err(Error::Timeout {
                 answered,

@@ -47,10 +47,19 @@ impl MeshMetrics {
     }
 }
 
-fn render(registry: &Registry) -> String {
+/// `registry` as a `/metrics` answer: Prometheus' text format, with its content type
+/// (`text/plain; version=0.0.4`). For an axum app of your own:
+/// `.route("/metrics", get(move || std::future::ready(metrics::exposition(&registry))))`.
+pub fn exposition(registry: &Registry) -> impl axum::response::IntoResponse + use<> {
     let mut buf = Vec::new();
     let _ = TextEncoder::new().encode(&registry.gather(), &mut buf);
-    String::from_utf8_lossy(&buf).into_owned()
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        buf,
+    )
 }
 
 /// `/metrics` (Prometheus text), `/` and `/health` (`ok`), to mount on your own axum app.
@@ -58,18 +67,7 @@ pub fn router(registry: Registry) -> Router {
     Router::new()
         .route(
             "/metrics",
-            get(move || {
-                let registry = registry.clone();
-                async move {
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4; charset=utf-8",
-                        )],
-                        render(&registry),
-                    )
-                }
-            }),
+            get(move || std::future::ready(exposition(&registry))),
         )
         .route("/", get(|| async { "ok" }))
         .route("/health", get(|| async { "ok" }))

@@ -41,13 +41,8 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use axum::{
-    Router,
-    http::header,
-    response::{Html, IntoResponse},
-    routing::get,
-};
-use prometheus::{Encoder, Registry, TextEncoder};
+use axum::{Router, response::Html, routing::get};
+use prometheus::Registry;
 use serde_json::{Value as Json, json};
 use socketioxide::{
     SocketIo,
@@ -202,19 +197,7 @@ async fn serve<T: Transport>(
         .route(
             "/metrics",
             get(move || {
-                let registry = registry.clone();
-                async move {
-                    let mut buf = Vec::new();
-                    let _ = TextEncoder::new().encode(&registry.gather(), &mut buf);
-                    (
-                        [(
-                            header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4; charset=utf-8",
-                        )],
-                        buf,
-                    )
-                        .into_response()
-                }
+                std::future::ready(switchboard_adapter_mesh::metrics::exposition(&registry))
             }),
         )
         .layer(layer);

@@ -6,7 +6,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::Registry;
 use serde_json::{Value as Json, json};
 use switchboard_demo::{Backend, DemoOptions, RunningDemo};
 use switchboard_mesh_discovery::{Discovery, DiscoveryMetrics, DiscoveryOptions};
@@ -15,32 +15,6 @@ use tokio::net::TcpListener;
 
 fn deploy() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/deploy")
-}
-
-/// Serves `registry` as Prometheus text on `/metrics`; returns the port.
-async fn serve_registry(registry: Registry) -> u16 {
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let registry = registry.clone();
-            async move {
-                let mut buf = Vec::new();
-                let _ = TextEncoder::new().encode(&registry.gather(), &mut buf);
-                String::from_utf8_lossy(&buf).into_owned()
-            }
-        }),
-    );
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let port = listener
-        .local_addr()
-        .unwrap_or_else(|e| panic!("{e}"))
-        .port();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    port
 }
 
 /// A demo server on the mesh of `discovery` (its metrics on its own `/metrics`).
@@ -82,7 +56,12 @@ async fn prometheus_scrapes_the_mesh_and_every_dashboard_query_answers() {
                 .unwrap_or_else(|e| panic!("{e}")),
         )
         .unwrap_or_else(|e| panic!("{e}"));
-    let discovery_metrics = serve_registry(registry).await;
+    // the mesh's `/metrics` endpoint serves any registry
+    let discovery_metrics =
+        switchboard_adapter_mesh::metrics::serve(([127, 0, 0, 1], 0).into(), registry)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .port();
     let url = discovery.url();
     let pods = [
         pod("one", &url).await,

@@ -774,12 +774,8 @@ impl<E: SocketEmitter, T: Transport> NamespaceOps for ClusterAdapter<E, T> {
         self.local_sids()
     }
 
-    fn fetch_details(
-        &self,
-        rooms: Vec<String>,
-        except: Vec<String>,
-    ) -> BoxFuture<'_, sockets::Fetched> {
-        Box::pin(self.details_everywhere(rooms, except))
+    fn fetch_details(&self, rooms: Vec<String>) -> BoxFuture<'_, crate::sockets::Fetched> {
+        Box::pin(self.details_everywhere(rooms))
     }
 
     fn socket_op(&self, id: &str, op: crate::sockets::SocketOp) -> Result<(), Error> {

@@ -13,14 +13,10 @@ use socketioxide_core::{
 use switchboard_wire::{Body, PacketObject, SocketDetails};
 
 use super::ClusterAdapter;
-use crate::{Error, Transport, bridge, sockets::SocketOp};
-
-/// Sockets with their server's uid and whether they are local: all of them, or on a timeout
-/// what arrived with the number of servers that answered and were expected.
-pub(crate) type Fetched = Result<
-    Result<Vec<(String, SocketDetails, bool)>, (Vec<(String, SocketDetails, bool)>, usize, usize)>,
-    Error,
->;
+use crate::{
+    Error, Transport, bridge,
+    sockets::{Fetched, SocketOp},
+};
 
 impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
     /// The ids of this server's sockets.
@@ -59,15 +55,10 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
             .collect()
     }
 
-    /// Every socket in `rooms` (all when empty) but not in `except`, across the cluster.
-    pub(super) async fn details_everywhere(
-        &self,
-        rooms: Vec<String>,
-        except: Vec<String>,
-    ) -> Fetched {
+    /// Every socket in `rooms` (all when empty), across the cluster.
+    pub(super) async fn details_everywhere(&self, rooms: Vec<String>) -> Fetched {
         let mut opts = BroadcastOptions::default();
         opts.rooms = rooms.into_iter().map(Room::from).collect();
-        opts.except = except.into_iter().map(Room::from).collect();
         opts.add_flag(BroadcastFlags::Broadcast);
         self.ensure_sid_rooms_of(&opts);
         let mut found: Vec<(String, SocketDetails, bool)> = self
@@ -90,40 +81,45 @@ impl<E: SocketEmitter, T: Transport> ClusterAdapter<E, T> {
     }
 
     /// An operation on the socket `id` (Node's `RemoteSocket`): applied here when the socket is
-    /// local, published to the room named by its id for the others.
+    /// here (nothing published), otherwise published to the room named by its id.
     pub(super) fn op_on_socket(&self, id: &str, op: SocketOp) -> Result<(), Error> {
         let mut opts = BroadcastOptions::default();
         opts.rooms = std::iter::once(Room::from(id.to_owned())).collect();
         opts.add_flag(BroadcastFlags::Broadcast);
         self.ensure_sid_rooms_of(&opts);
+        let here = !self.local.sockets(opts.clone()).is_empty();
+        if here {
+            opts.add_flag(BroadcastFlags::Local);
+        }
         match op {
-            SocketOp::Emit(packet) => {
-                self.publish(Body::Broadcast {
-                    packet: PacketObject::event(packet.clone()),
-                    request_id: None,
-                    opts: self.wire_opts(&opts, None),
-                })?;
-                let local = Packet::event(
+            SocketOp::Emit(packet) if here => {
+                let packet = Packet::event(
                     self.local.path().clone(),
                     bridge::args_to_socketioxide(&packet, self.parser),
                 );
-                // a socket that is not here matches nothing locally
-                let _ = self.local.broadcast(local, opts);
+                // a socket that left meanwhile only misses its event, as a local emit would
+                let _ = self.local.broadcast(packet, opts);
                 Ok(())
             }
+            SocketOp::Emit(packet) => self.publish(Body::Broadcast {
+                packet: PacketObject::event(packet),
+                request_id: None,
+                opts: self.wire_opts(&opts, None),
+            }),
             SocketOp::Join(rooms) => {
                 self.join_or_leave(true, opts, rooms.into_iter().map(Room::from).collect())
             }
             SocketOp::Leave(rooms) => {
                 self.join_or_leave(false, opts, rooms.into_iter().map(Room::from).collect())
             }
-            SocketOp::Disconnect => {
-                let _ = self.local.disconnect_socket(opts.clone());
-                self.publish(Body::DisconnectSockets {
-                    opts: self.wire_opts(&opts, None),
-                    close: Some(false),
-                })
+            SocketOp::Disconnect if here => {
+                let _ = self.local.disconnect_socket(opts);
+                Ok(())
             }
+            SocketOp::Disconnect => self.publish(Body::DisconnectSockets {
+                opts: self.wire_opts(&opts, None),
+                close: Some(false),
+            }),
         }
     }
 }

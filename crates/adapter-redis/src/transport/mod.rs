@@ -213,10 +213,11 @@ impl RedisTransport {
         options: RedisOptions,
         wait: Duration,
     ) -> Result<Self, RedisError> {
+        // a bad URL is not worth waiting for
+        Config::from_url(url)?;
         let deadline = Instant::now() + wait;
         let mut pause = Duration::from_millis(100);
         loop {
-            Config::from_url(url)?;
             match Self::connect(url, options.clone()).await {
                 Ok(t) => return Ok(t),
                 Err(e) if Instant::now() + pause < deadline => {

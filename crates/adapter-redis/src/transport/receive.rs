@@ -42,6 +42,19 @@ impl Backlog {
     }
 }
 
+impl Backlog {
+    /// Takes one result of fred's ring: a message, or the count it overwrote; false once the ring
+    /// is closed.
+    fn take(&mut self, inner: &Inner, received: Result<fred::types::Message, RecvError>) -> bool {
+        match received {
+            Ok(m) => self.admit(inner, m),
+            Err(RecvError::Lagged(n)) => inner.lagged(n),
+            Err(RecvError::Closed) => return false,
+        }
+        true
+    }
+}
+
 impl Inner {
     /// The namespace a message on `channel` is for: the longest matching prefix wins (namespaces
     /// `/a` and `/a#b` share one).
@@ -101,11 +114,9 @@ pub(super) async fn dispatcher(
         if *paused.borrow_and_update() && !closed {
             tokio::select! {
                 _ = paused.changed() => {}
-                r = rx.recv() => match r {
-                    Ok(m) => backlog.admit(&inner, m),
-                    Err(RecvError::Lagged(n)) => inner.lagged(n),
-                    Err(RecvError::Closed) => {}
-                },
+                r = rx.recv() => {
+                    backlog.take(&inner, r);
+                }
             }
             continue;
         }
@@ -117,10 +128,8 @@ pub(super) async fn dispatcher(
             drop(inner);
             let received = rx.recv().await;
             let Some(inner) = weak.upgrade() else { break };
-            match received {
-                Ok(m) => backlog.admit(&inner, m),
-                Err(RecvError::Lagged(n)) => inner.lagged(n),
-                Err(RecvError::Closed) => break,
+            if !backlog.take(&inner, received) {
+                break;
             }
             continue;
         };
