@@ -64,9 +64,22 @@ async function mongo() {
     // already there
   }
   const collection = db.collection("socket.io-adapter-events");
+  // The adapter inserts each document without awaiting the previous one, over a pool of
+  // connections: two broadcasts issued back to back can reach the collection in either order.
+  // Commands are answered once every insert they started has completed (`settle`), so commands
+  // the test issues one after another land in the collection in that order.
+  const pending = new Set();
+  const insertOne = collection.insertOne.bind(collection);
+  collection.insertOne = (...args) => {
+    const p = insertOne(...args);
+    pending.add(p);
+    p.finally(() => pending.delete(p)).catch(() => {});
+    return p;
+  };
   return {
     adapter: createMongoAdapter(collection),
     emitter: new MongoEmitter(collection),
+    settle: () => Promise.allSettled([...pending]),
     close: () => client.close(),
   };
 }
@@ -86,6 +99,8 @@ async function redis() {
   return {
     adapter,
     emitter: mode === "classic" ? new Emitter(pub) : null,
+    // one connection publishes everything, in order
+    settle: () => Promise.resolve(),
     close: () => Promise.allSettled([pub.quit(), sub.quit()]),
   };
 }
@@ -124,7 +139,8 @@ async function main() {
   };
 
   io.of("/control").on("connection", (socket) => {
-    socket.on("cmd", async (c, ack) => {
+    socket.on("cmd", async (c, answer) => {
+      const ack = (v) => broker.settle().then(() => answer(v));
       try {
         switch (c.op) {
           case "emit":
