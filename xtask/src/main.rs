@@ -46,7 +46,7 @@ fn main() -> Result<()> {
         Some("demo") => ci::mesh_demo(&args[1..]),
         Some("bench") => ci::bench(&args[1..]),
         other => bail!(
-            "unknown task {other:?}\n\nusage: cargo xtask <task>\n  ci     fmt --check, clippy -D warnings, all tests (what CI runs)\n  tidy   check the house rules\n  demo   three servers in a mesh with discovery, chatting (demo wire: the wire round trip; demo cluster: one port, sticky + the cluster relay, 4 workers)\n  bench  Switchboard against Node's adapters and socketioxide-redis (--quick, --runs N, --only a,b; --mongo: the MongoDB adapters on a SecantusDB)"
+            "unknown task {other:?}\n\nusage: cargo xtask <task>\n  ci     fmt --check, clippy -D warnings, all tests (what CI runs)\n  tidy   check the house rules\n  demo   three servers in a mesh with discovery, chatting (demo wire: the wire round trip; demo cluster: one port, sticky + the cluster relay, 4 workers)\n  bench  Switchboard against Node's adapters and socketioxide-redis (--quick, --runs N, --only a,b; --scale: only the servers, connections and payload scenarios; --mongo: the MongoDB adapters on a SecantusDB)"
         ),
     }
 }

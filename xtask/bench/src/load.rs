@@ -17,14 +17,22 @@ use serde_json::Value as Json;
 use tokio::{net::TcpStream, sync::mpsc};
 
 use crate::shared::now_us;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{Message, protocol::WebSocketConfig},
+};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Opens a Socket.IO connection to namespace `nsp`.
 async fn open(addr: SocketAddr, nsp: &str) -> Result<Ws> {
+    open_with(addr, nsp, None).await
+}
+
+/// [`open`] with a WebSocket configuration (small buffers for many idle connections).
+async fn open_with(addr: SocketAddr, nsp: &str, config: Option<WebSocketConfig>) -> Result<Ws> {
     let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(&url, None, true).await?;
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(&url, config, true).await?;
     let open = ws.next().await.context("no open packet")??;
     if !open.to_text().unwrap_or("").starts_with('0') {
         bail!("unexpected open packet {open:?}");
@@ -145,6 +153,56 @@ impl Load {
             latencies,
             tasks,
         })
+    }
+
+    /// `clients` connections like [`connect`](Self::connect), `parallel` handshakes at a time,
+    /// with 4 KiB WebSocket buffers: tens of thousands of mostly idle clients.
+    pub(crate) async fn connect_many(
+        servers: &[SocketAddr],
+        clients: usize,
+        parallel: usize,
+    ) -> Result<Self> {
+        use futures_util::stream;
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
+        let counters = Arc::new(Counters::default());
+        // each connection runs (answers pings) as soon as it is open
+        let opened: Vec<Result<(usize, Latencies, tokio::task::JoinHandle<()>)>> =
+            stream::iter(0..clients)
+                .map(|i| {
+                    let server = i % servers.len();
+                    let counters = counters.clone();
+                    async move {
+                        let ws = open_with(servers[server], "/", Some(config)).await?;
+                        let lat = Latencies::default();
+                        let task = tokio::spawn(run(ws, counters, lat.clone()));
+                        Ok::<_, anyhow::Error>((server, lat, task))
+                    }
+                })
+                .buffered(parallel.max(1))
+                .collect()
+                .await;
+        let mut load = Load {
+            counters,
+            latencies: Vec::new(),
+            tasks: Vec::new(),
+        };
+        let mut failed = None;
+        for o in opened {
+            match o {
+                Ok((server, lat, task)) => {
+                    load.latencies.push((server, lat));
+                    load.tasks.push(task);
+                }
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        // dropping `load` closes what did open
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(load),
+        }
     }
 
     /// Events with `seq >= seq` are measured from now on; clears measured counts and latencies.

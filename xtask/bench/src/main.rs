@@ -1,11 +1,12 @@
-//! `cargo xtask bench [--quick] [--runs N] [--only a,b] [--chart]`: Switchboard's transports against Node's
+//! `cargo xtask bench [--quick] [--runs N] [--only a,b] [--scale] [--chart]`: Switchboard's transports against Node's
 //! redis adapters and socketioxide-redis, with single-server baselines, in one run on this
 //! machine. Implementations are interleaved (A B C…, A B C…) `--runs` times (3 by default, 1
 //! with `--quick`); the report gives medians and min–max, and ratios to socketioxide-redis and to
 //! Node classic. Writes `docs/benchmarks.md`, `docs/benchmarks/results.json` and the chart unless
 //! `--quick`; `--chart` only redraws the chart from `results.json`. A full run with `--only`
 //! re-measures those implementations and keeps the others' committed figures (the report says
-//! when each was measured). `--mongo` runs the MongoDB implementations instead, on a SecantusDB,
+//! when each was measured); `--scale` runs only the scale scenarios (servers, connections,
+//! payload: `scale.rs`) and keeps the other figures. `--mongo` runs the MongoDB implementations instead, on a SecantusDB,
 //! and writes `docs/benchmarks/mongo.md`.
 #![allow(clippy::print_stdout)] // a command-line report
 
@@ -15,6 +16,7 @@ mod mongo;
 mod polling;
 mod procs;
 mod report;
+mod scale;
 mod scenarios;
 mod shared;
 
@@ -42,6 +44,15 @@ pub(crate) struct Sizes {
     requests: u32,
     polling_sessions: usize,
     polling_round_trips: u64,
+    /// Events of the blast in the servers scenario (N = 2, 4, 8).
+    scale_events: u64,
+    /// Clients per server in the connections scenario.
+    conns_per_server: usize,
+    /// How long those clients stay idle before the broadcast.
+    idle: std::time::Duration,
+    /// Events of the 64 KiB and of the 1 MiB adapter path.
+    payload_small: u64,
+    payload_large: u64,
     /// How long a wait for deliveries goes on without progress before what is missing counts as
     /// lost: a few seconds for redis and the mesh; longer for MongoDB, where a slow server (the
     /// Python SecantusDB) delivers late rather than never, and late is measured as latency.
@@ -58,6 +69,11 @@ const FULL: Sizes = Sizes {
     requests: 200,
     polling_sessions: 50,
     polling_round_trips: 40,
+    scale_events: 10_000,
+    conns_per_server: 5_000,
+    idle: std::time::Duration::from_secs(30),
+    payload_small: 2_000,
+    payload_large: 200,
     stall: std::time::Duration::from_secs(3),
 };
 
@@ -71,6 +87,11 @@ const QUICK: Sizes = Sizes {
     requests: 30,
     polling_sessions: 20,
     polling_round_trips: 20,
+    scale_events: 2_000,
+    conns_per_server: 1_000,
+    idle: std::time::Duration::from_secs(5),
+    payload_small: 300,
+    payload_large: 30,
     stall: std::time::Duration::from_secs(3),
 };
 
@@ -389,6 +410,8 @@ async fn main() -> Result<()> {
         .unwrap_or(if quick { 1 } else { 3 });
     let only = arg(&args, "--only");
     let with_mongo = args.iter().any(|a| a == "--mongo");
+    // only the scale scenarios (servers, connections, payload); the other figures are kept
+    let scale_only = args.iter().any(|a| a == "--scale");
     let sizes = match (with_mongo, quick) {
         (false, false) => &FULL,
         (false, true) => &QUICK,
@@ -428,18 +451,39 @@ async fn main() -> Result<()> {
         },
         current: 0,
     };
+    if !with_mongo {
+        // the connections scenario holds conns_per_server × 4 clients here and as many
+        // connections in the servers (which inherit the limit)
+        let limit = scale::raise_fd_limit(65_536);
+        let wanted = (sizes.conns_per_server * scale::CONNECTION_SERVERS + 1_000) as u64;
+        if limit < wanted {
+            println!("(descriptor limit {limit} < {wanted}: the connections scenario will fail)");
+        }
+    }
     let mut results = Results::new(quick, runs, sizes);
     for run in 0..runs {
         for (i, imp) in impls.iter().enumerate() {
             println!("run {}/{runs}: {}", run + 1, imp.name);
             brokers.current = i;
-            match run_impl(imp, &brokers, sizes).await {
-                Ok(figures) => {
-                    for (scenario, f) in figures {
-                        results.add(imp.name, &scenario, f);
+            if !scale_only {
+                match run_impl(imp, &brokers, sizes).await {
+                    Ok(figures) => {
+                        for (scenario, f) in figures {
+                            results.add(imp.name, &scenario, f);
+                        }
                     }
+                    Err(e) => println!("  failed: {e:#}"),
                 }
-                Err(e) => println!("  failed: {e:#}"),
+            }
+            if !with_mongo {
+                match scale::run(imp, &brokers, sizes).await {
+                    Ok(figures) => {
+                        for (scenario, f) in figures {
+                            results.add(imp.name, &scenario, f);
+                        }
+                    }
+                    Err(e) => println!("  scale scenarios failed: {e:#}"),
+                }
             }
         }
         if with_mongo {
@@ -457,7 +501,7 @@ async fn main() -> Result<()> {
             ));
         }
     }
-    if only.is_some() && !quick {
+    if (only.is_some() || scale_only) && !quick {
         // a partial full run: the other implementations keep their committed figures
         let file = if with_mongo {
             "mongo-results.json"

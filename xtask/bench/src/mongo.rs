@@ -41,6 +41,12 @@ pub(crate) const FULL: Sizes = Sizes {
     requests: 30,
     polling_sessions: 0,
     polling_round_trips: 0,
+    // the scale scenarios are not run for MongoDB
+    scale_events: 0,
+    conns_per_server: 0,
+    idle: Duration::ZERO,
+    payload_small: 0,
+    payload_large: 0,
     stall: Duration::from_secs(30),
 };
 
@@ -54,6 +60,12 @@ pub(crate) const QUICK: Sizes = Sizes {
     requests: 10,
     polling_sessions: 0,
     polling_round_trips: 0,
+    // the scale scenarios are not run for MongoDB
+    scale_events: 0,
+    conns_per_server: 0,
+    idle: Duration::ZERO,
+    payload_small: 0,
+    payload_large: 0,
     stall: Duration::from_secs(30),
 };
 

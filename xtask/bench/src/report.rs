@@ -7,6 +7,8 @@ use serde_json::json;
 
 use crate::{Impl, POLLING, Sizes, scenarios::Figures};
 
+mod scale;
+
 const SIOXIDE_REDIS: &str = "socketioxide-redis 0.4";
 const NODE_CLASSIC: &str = "node redis-adapter classic";
 const NODE_STICKY: &str = "node sticky 2.0";
@@ -38,6 +40,16 @@ fn median(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
         (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
     };
     Some((m, v[0], v[v.len() - 1]))
+}
+
+/// What the report's dates are kept by: the implementation, and apart from it its scale
+/// scenarios (`--scale` measures only those).
+fn measured_key(imp: &str, scenario: &str) -> String {
+    if crate::scale::is_scale(scenario) {
+        format!("{imp} (scale scenarios)")
+    } else {
+        imp.to_owned()
+    }
 }
 
 fn num(x: f64) -> String {
@@ -85,7 +97,18 @@ impl Results {
                 } else {
                     String::new()
                 }
-            ),
+            ) + &if s.scale_events > 0 {
+                format!(
+                    "; servers N = 2, 4, 8: {} events; connections: {} per server, idle {} s; adapter path {} × 64 KiB and {} × 1 MiB",
+                    s.scale_events,
+                    s.conns_per_server,
+                    s.idle.as_secs(),
+                    s.payload_small,
+                    s.payload_large
+                )
+            } else {
+                String::new()
+            },
             data: BTreeMap::new(),
             broker: Vec::new(),
             measured: BTreeMap::new(),
@@ -95,7 +118,7 @@ impl Results {
 
     pub(crate) fn add(&mut self, imp: &str, scenario: &str, f: Figures) {
         self.measured
-            .entry(imp.to_owned())
+            .entry(measured_key(imp, scenario))
             .or_insert_with(|| self.date.clone());
         self.data
             .entry((imp.to_owned(), scenario.to_owned()))
@@ -310,6 +333,7 @@ impl Results {
                 ("node sticky 2.0:round_trips_per_s", "vs Node sticky 2.0"),
             ],
         );
+        self.scale_markdown(&mut out, impls);
         if let Some((m, lo, hi)) = median(self.broker.clone()) {
             let _ = writeln!(
                 out,
@@ -414,6 +438,7 @@ impl Results {
                 at_least,
             );
         }
+        self.scale_targets(&mut out);
         out
     }
 
@@ -661,18 +686,20 @@ impl Results {
         Ok(results)
     }
 
-    /// Keeps `previous`'s figures of the implementations this run did not measure (`--only`).
+    /// Keeps `previous`'s figures of what this run did not measure: other implementations
+    /// (`--only`), the other group of scenarios (`--scale`).
     pub(crate) fn merge_previous(&mut self, previous: Results) {
         let measured_now: std::collections::BTreeSet<String> =
-            self.data.keys().map(|(imp, _)| imp.clone()).collect();
+            self.measured.keys().cloned().collect();
         for ((imp, scenario), runs) in previous.data {
-            if !measured_now.contains(&imp) {
+            let key = measured_key(&imp, &scenario);
+            if !measured_now.contains(&key) {
                 let date = previous
                     .measured
-                    .get(&imp)
+                    .get(&key)
                     .cloned()
                     .unwrap_or_else(|| "the previous full run".to_owned());
-                self.measured.insert(imp.clone(), date);
+                self.measured.insert(key, date);
                 self.data.insert((imp, scenario), runs);
             }
         }

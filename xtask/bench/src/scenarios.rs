@@ -115,10 +115,20 @@ fn delivery_figures(servers: &[Proc], e: &Emit, o: &Outcome) -> Figures {
 
 /// Blast: every client gets every event, as fast as server A can emit.
 pub(crate) async fn blast(servers: &[Proc], addrs: &[SocketAddr], s: &Sizes) -> Result<Figures> {
+    blast_of(servers, addrs, s, s.blast).await
+}
+
+/// [`blast`] of `n` events.
+pub(crate) async fn blast_of(
+    servers: &[Proc],
+    addrs: &[SocketAddr],
+    s: &Sizes,
+    n: u64,
+) -> Result<Figures> {
     let e = Emit {
         clients: s.clients,
         warm: s.warm,
-        n: s.blast,
+        n,
         size: 64,
         rate: 0,
         stall: s.stall,
