@@ -27,6 +27,7 @@ pub struct RedisOptions {
     pub(crate) max_publish_age: std::time::Duration,
     pub(crate) receive_queue_bytes: usize,
     pub(crate) peer_check_interval: std::time::Duration,
+    pub(crate) subscriber_ring: usize,
 }
 
 impl Default for RedisOptions {
@@ -41,6 +42,7 @@ impl Default for RedisOptions {
             max_publish_age: std::time::Duration::from_secs(2),
             receive_queue_bytes: 64 * 1024 * 1024,
             peer_check_interval: std::time::Duration::from_secs(5),
+            subscriber_ring: 4_096,
         }
     }
 }
@@ -99,12 +101,26 @@ impl RedisOptions {
     }
 
     /// Bytes of received messages waiting to be dispatched before further ones are dropped
-    /// (default 64 MiB). fred's subscriber ring is bounded by count only (16,384 messages); the
+    /// (default 64 MiB). fred's subscriber ring is bounded by count only (see
+    /// [`subscriber_ring`](Self::subscriber_ring)); the
     /// dispatcher empties it into a queue bounded by bytes before each message it handles, so a
     /// burst of large messages faster than this server handles them is dropped (counted, a warn
     /// every 5 s) instead of held.
     pub fn receive_queue_bytes(mut self, bytes: usize) -> Self {
         self.receive_queue_bytes = bytes;
+        self
+    }
+
+    /// Slots of fred's subscriber ring, the broadcast channel fred hands received messages to
+    /// (default 4,096; used by [`RedisTransport::connect`](crate::RedisTransport::connect)).
+    /// fred gives each of a client's nine broadcast channels this capacity and allocates every
+    /// slot up front, about 0.5 KiB of resident memory per slot in all (16,384: ~8 MiB). The
+    /// dispatcher empties the ring into the [`receive_queue_bytes`](Self::receive_queue_bytes)
+    /// queue each time it runs: the ring only has to hold what arrives while the dispatcher
+    /// waits for a turn on the runtime. Messages it overwrote are counted
+    /// (`dropped{reason="subscriber_lagged"}`) and logged.
+    pub fn subscriber_ring(mut self, slots: usize) -> Self {
+        self.subscriber_ring = slots.max(1);
         self
     }
 

@@ -81,6 +81,15 @@ pub(crate) struct Counters {
     pub(crate) last_us: AtomicU64,
 }
 
+impl Counters {
+    /// Nothing measured until [`Load::measure_from`]: everything before counts as warm-up.
+    fn new() -> Arc<Self> {
+        let c = Counters::default();
+        c.measure_from.store(u64::MAX, Ordering::Relaxed);
+        Arc::new(c)
+    }
+}
+
 /// One load connection's latencies (µs) of measured events.
 type Latencies = Arc<Mutex<Vec<u32>>>;
 
@@ -138,7 +147,7 @@ async fn run(mut ws: Ws, counters: Arc<Counters>, latencies: Latencies) {
 impl Load {
     /// `clients` connections to namespace `/`, round robin over `servers`.
     pub(crate) async fn connect(servers: &[SocketAddr], clients: usize) -> Result<Self> {
-        let counters = Arc::new(Counters::default());
+        let counters = Counters::new();
         let mut latencies = Vec::new();
         let mut tasks = Vec::new();
         for i in 0..clients {
@@ -166,7 +175,7 @@ impl Load {
         let config = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0);
-        let counters = Arc::new(Counters::default());
+        let counters = Counters::new();
         // each connection runs (answers pings) as soon as it is open
         let opened: Vec<Result<(usize, Latencies, tokio::task::JoinHandle<()>)>> =
             stream::iter(0..clients)

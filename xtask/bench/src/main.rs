@@ -369,12 +369,14 @@ async fn run_impl(imp: &Impl, brokers: &Brokers, sizes: &Sizes) -> Result<Vec<(S
         drop(primary);
         return Ok(out);
     }
+    shared::phase("blast");
     let (procs, addrs, _d) = servers(imp, 2, brokers).await?;
     out.push((
         "blast".into(),
         scenarios::blast(&procs, &addrs, sizes).await?,
     ));
     drop((procs, addrs, _d));
+    shared::phase("paced");
     let (procs, addrs, _d) = servers(imp, 2, brokers).await?;
     out.push((
         "paced".into(),
@@ -388,6 +390,7 @@ async fn run_impl(imp: &Impl, brokers: &Brokers, sizes: &Sizes) -> Result<Vec<(S
         ("adapter path 64 B", 64, sizes.path_small),
         ("adapter path 4 KiB", 4096, sizes.path_large),
     ] {
+        shared::phase(label);
         let (procs, addrs, _d) = servers(imp, 2, brokers).await?;
         // Node's cluster primary is its relay: in the broker column
         let broker_pid = _d.primary.as_ref().map(Proc::pid).or(brokers.pid(imp));
@@ -396,6 +399,7 @@ async fn run_impl(imp: &Impl, brokers: &Brokers, sizes: &Sizes) -> Result<Vec<(S
             scenarios::adapter_path(&procs, &addrs, broker_pid, size, n, sizes.stall).await?,
         ));
     }
+    shared::phase("requests");
     let (_procs, addrs, _d) = servers(imp, 3, brokers).await?;
     out.push(("requests".into(), scenarios::requests(&addrs, sizes).await?));
     Ok(out)

@@ -95,6 +95,7 @@ pub(crate) async fn run(
     let mut out = Vec::new();
     if imp.scales() {
         for n in SERVER_COUNTS {
+            crate::shared::phase(&servers_scenario(n));
             let (procs, addrs, _guard) = servers(imp, n, brokers).await?;
             out.push((
                 servers_scenario(n),
@@ -103,6 +104,7 @@ pub(crate) async fn run(
         }
     }
     if imp.scales() || imp.single() {
+        crate::shared::phase(CONNECTIONS);
         let (procs, addrs, _guard) = servers(imp, CONNECTION_SERVERS, brokers).await?;
         out.push((CONNECTIONS.into(), connections(&procs, &addrs, s).await?));
     }
@@ -113,6 +115,7 @@ pub(crate) async fn run(
             } else {
                 s.payload_small
             };
+            crate::shared::phase(name);
             let (procs, addrs, guard) = servers(imp, 2, brokers).await?;
             let broker = guard.primary.as_ref().map(Proc::pid).or(brokers.pid(imp));
             let mut f = scenarios::adapter_path(&procs, &addrs, broker, size, n, s.stall).await?;

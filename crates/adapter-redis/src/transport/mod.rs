@@ -181,12 +181,11 @@ impl RedisTransport {
                 c.internal_command_timeout = Duration::from_secs(5);
             });
         let client = builder.build()?;
-        // Only the subscriber's message stream needs room for bursts. fred gives all nine
-        // broadcast channels of a client that capacity and allocates every slot up front
-        // (~10 MiB of RSS per client at 16,384). 8,192 lost messages in a 100k msg/s burst
-        // while the runtime was busy writing to sockets (`cargo xtask bench`, blast).
+        // Only the subscriber's message stream needs room for bursts (RedisOptions::
+        // subscriber_ring): fred's default of 32 lost messages in a blast while the runtime was
+        // busy writing to sockets.
         builder.with_performance_config(|p| {
-            p.broadcast_channel_capacity = 16_384;
+            p.broadcast_channel_capacity = options.subscriber_ring;
             p.default_command_timeout = Duration::from_secs(5);
         });
         let subscriber = builder.build_subscriber_client()?;

@@ -78,7 +78,11 @@ fn micros(t: Instant) -> u64 {
     u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
-async fn control<A: Adapter>(socket: SocketRef<A>) {
+/// Registers the control events, as a connect middleware: socketioxide 0.18 answers CONNECT
+/// before it runs an `async` connect handler, and the harness's first call, sent as soon as it is
+/// connected, could arrive before `on` ran and never be answered (seen: a run stalled 600 s on
+/// `fetch`, another on `blast`). Middlewares run before CONNECT is answered.
+async fn control<A: Adapter>(socket: SocketRef<A>) -> Result<(), std::convert::Infallible> {
     socket.on(
         "blast",
         async |io: SocketIo<A>, Data(b): Data<Blast>, ack: AckSender<A>| {
@@ -122,6 +126,7 @@ async fn control<A: Adapter>(socket: SocketRef<A>) {
             let _ = ack.send(&times);
         },
     );
+    Ok(())
 }
 
 /// Waits until a namespace's adapter is ready (subscribed, connected).
@@ -145,10 +150,11 @@ async fn serve<A: Adapter + DefinedAdapter>(
     builder: SocketIoBuilder<A>,
     init: Init<A>,
 ) -> Result<()> {
+    use socketioxide::handler::ConnectHandler;
     // every delivery must count: socketioxide drops packets to a socket whose buffer is full
     let (layer, io) = builder.max_buffer_size(1 << 20).build_layer();
     init(io.ns("/", async |_: SocketRef<A>| {})).await?;
-    init(io.ns("/ctl", control::<A>)).await?;
+    init(io.ns("/ctl", (async |_: SocketRef<A>| {}).with(control::<A>))).await?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     println!("ready {}", listener.local_addr()?.port());
     let app = axum::Router::new().layer(layer);
