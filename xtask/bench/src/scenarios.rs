@@ -175,7 +175,8 @@ pub(crate) async fn adapter_path(
 ) -> Result<Figures> {
     let e = Emit {
         clients: 2,
-        warm: 200,
+        // 200 events, at most ~4 MiB of them: a warm-up of 200 × 1 MiB would be a test of its own
+        warm: (4 * 1024 * 1024 / size.max(1)).clamp(5, 200) as u64,
         n,
         size,
         rate: 0,

@@ -102,6 +102,10 @@ impl Results {
             "connections (idle clients on 4 servers, or on the single server of a baseline, then one broadcast)",
             &[
                 (
+                    Col::Cell(c(), "clients_per_server"),
+                    "clients per server".into(),
+                ),
+                (
                     Col::Cell(c(), "rss_bytes_per_connection"),
                     "RSS bytes/connection".into(),
                 ),
