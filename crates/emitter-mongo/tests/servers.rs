@@ -49,6 +49,9 @@ async fn emitter_reaches_every_server() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let (a, b) = (server(&db).await, server(&db).await);
+    // each server has seen the other's heartbeat: both change streams are open, so neither misses
+    // the emitter's first document (CI saw one miss it)
+    switchboard_testkit::converge(&[&a, &b], 2).await;
     let emitter = Emitter::new(events.clone()).add_created_at_field(true);
 
     let mut ca = connect(&a, "/", &["r1"]).await;
