@@ -52,6 +52,18 @@ fn measured_key(imp: &str, scenario: &str) -> String {
     }
 }
 
+/// A table's title and header rows: `implementation` then `headers`.
+fn table_head<'a>(out: &mut String, title: &str, headers: impl Iterator<Item = &'a str>) {
+    let _ = writeln!(out, "\n### {title}\n");
+    let mut rule = String::from("|---|");
+    let _ = write!(out, "| implementation |");
+    for h in headers {
+        let _ = write!(out, " {h} |");
+        rule.push_str("---|");
+    }
+    let _ = writeln!(out, "\n{rule}");
+}
+
 fn num(x: f64) -> String {
     let a = x.abs();
     if a >= 1e6 {
@@ -167,16 +179,7 @@ impl Results {
         if present.is_empty() {
             return;
         }
-        let _ = writeln!(out, "\n### {scenario}\n");
-        let _ = write!(out, "| implementation |");
-        for (_, h) in cols {
-            let _ = write!(out, " {h} |");
-        }
-        let _ = write!(out, "\n|---|");
-        for _ in cols {
-            let _ = write!(out, "---|");
-        }
-        out.push('\n');
+        table_head(out, scenario, cols.iter().map(|(_, h)| *h));
         for i in present {
             let _ = write!(out, "| {} |", i.name);
             for (metric, _) in cols {

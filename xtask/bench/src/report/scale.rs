@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{Results, SIOXIDE_ALONE, num};
+use super::{Results, SIOXIDE_ALONE, num, table_head};
 use crate::{
     Impl,
     scale::{CONNECTIONS, PAYLOADS, SERVER_COUNTS, servers_scenario},
@@ -34,16 +34,7 @@ impl Results {
         if present.is_empty() {
             return;
         }
-        let _ = writeln!(out, "\n### {title}\n");
-        let _ = write!(out, "| implementation |");
-        for (_, h) in cols {
-            let _ = write!(out, " {h} |");
-        }
-        let _ = write!(out, "\n|---|");
-        for _ in cols {
-            let _ = write!(out, "---|");
-        }
-        out.push('\n');
+        table_head(out, title, cols.iter().map(|(_, h)| h.as_str()));
         for i in present {
             let _ = write!(out, "| {} |", i.name);
             for (c, _) in cols {
@@ -191,6 +182,19 @@ impl Results {
             ),
             1.2,
             false,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_table_head_has_a_rule_per_column() {
+        let mut out = String::new();
+        super::table_head(&mut out, "t", ["a", "b"].into_iter());
+        assert_eq!(
+            out,
+            "\n### t\n\n| implementation | a | b |\n|---|---|---|\n"
         );
     }
 }
