@@ -42,7 +42,7 @@ impl Default for RedisOptions {
             max_publish_age: std::time::Duration::from_secs(2),
             receive_queue_bytes: 64 * 1024 * 1024,
             peer_check_interval: std::time::Duration::from_secs(5),
-            subscriber_ring: 16_384,
+            subscriber_ring: 4_096,
         }
     }
 }
@@ -112,15 +112,14 @@ impl RedisOptions {
     }
 
     /// Slots of fred's subscriber ring, the broadcast channel fred hands received messages to
-    /// (default 16,384; used by [`RedisTransport::connect`](crate::RedisTransport::connect)).
+    /// (default 4,096; used by [`RedisTransport::connect`](crate::RedisTransport::connect)).
     /// fred gives each of a client's nine broadcast channels this capacity and allocates every
-    /// slot up front, about 0.5 KiB of resident memory per slot in all (16,384: ~8 MiB). The
-    /// dispatcher empties the ring into the [`receive_queue_bytes`](Self::receive_queue_bytes)
-    /// queue each time it runs, so the ring only has to hold what arrives while the dispatcher
-    /// waits for a turn on the runtime; that wait is long on a busy server: at 4,096 a
-    /// two-server blast (`cargo xtask bench`) lost 5,320 messages. Lower it for a server that
-    /// receives little; messages it overwrote are counted (`dropped{reason="subscriber_lagged"}`)
-    /// and logged.
+    /// slot up front, about 0.5 KiB of resident memory per slot in all (4,096: ~2 MiB). The
+    /// dispatcher, on a thread of its own, empties the ring into the
+    /// [`receive_queue_bytes`](Self::receive_queue_bytes) queue each time it runs, so the ring
+    /// only holds what arrives while that thread waits to be scheduled: milliseconds, even on a
+    /// runtime busy writing to sockets. Messages it overwrote are counted
+    /// (`dropped{reason="subscriber_lagged"}`) and logged; raise it if they are.
     pub fn subscriber_ring(mut self, slots: usize) -> Self {
         self.subscriber_ring = slots.max(1);
         self

@@ -1,6 +1,6 @@
 //! The redis transport: one publishing client and one subscriber client per server, shared by
 //! every namespace. Publishes go through a bounded queue to a writer task that pipelines them;
-//! one dispatcher task routes what the subscriber receives to the namespaces.
+//! one dispatcher, on a thread of its own, routes what the subscriber receives to the namespaces.
 
 use std::{
     sync::{
@@ -31,11 +31,12 @@ use tokio::{
     task::JoinSet,
 };
 
+mod direct;
 mod dynamic_peers;
 mod receive;
 
 use dynamic_peers::{check_no_dynamic_peers, watch_for_dynamic_peers};
-use receive::dispatcher;
+use receive::spawn_dispatcher;
 
 use crate::{
     Mode, RedisError, RedisOptions,
@@ -139,6 +140,10 @@ struct Inner {
     limits: Limits,
     namespaces: RwLock<Vec<Arc<Namespace>>>,
     queue: mpsc::Sender<Outgoing>,
+    /// Publishes go through a connection of the transport's own (`direct`), not fred: true
+    /// while it is up.
+    direct: bool,
+    direct_up: std::sync::atomic::AtomicBool,
     /// Payload bytes in the queue (bounded by `queue_bytes`).
     queued_bytes: AtomicUsize,
     drops: DropLog,
@@ -150,8 +155,10 @@ struct Inner {
     /// Test plumbing: the dispatcher stops handling messages (and keeps receiving) while true.
     #[cfg(feature = "__test-support")]
     paused: tokio::sync::watch::Sender<bool>,
-    /// The resubscriber, the writer and the dispatcher: aborted when the transport is dropped
-    /// (with the set).
+    /// Ends the dispatcher's thread when set, or dropped with the transport.
+    stop: tokio::sync::watch::Sender<bool>,
+    /// The resubscriber and the writer (and the dispatcher when it has no thread): aborted when
+    /// the transport is dropped (with the set).
     tasks: Mutex<JoinSet<()>>,
 }
 
@@ -199,7 +206,20 @@ impl RedisTransport {
             let _ = client.quit().await;
             return Err(e.into());
         }
-        Ok(Self::new(client, subscriber, options))
+        // a single redis: publishes on a connection of their own (direct.rs says why); fred
+        // publishes on a cluster or through a sentinel
+        let direct = match direct::Target::of(&client.client_config()) {
+            Some(target) => match direct::open(&target).await {
+                Ok(stream) => Some((target, stream)),
+                Err(e) => {
+                    let _ = subscriber.quit().await;
+                    let _ = client.quit().await;
+                    return Err(RedisError::Publisher(e.to_string()));
+                }
+            },
+            None => None,
+        };
+        Ok(Self::start(client, subscriber, options, direct))
     }
 
     /// [`connect`](Self::connect), retried while redis cannot be reached, for at most `wait`:
@@ -242,6 +262,15 @@ impl RedisTransport {
         subscriber: SubscriberClient,
         options: RedisOptions,
     ) -> Self {
+        Self::start(client, subscriber, options, None)
+    }
+
+    fn start(
+        client: fred::clients::Client,
+        subscriber: SubscriberClient,
+        options: RedisOptions,
+        direct: Option<(direct::Target, tokio::net::TcpStream)>,
+    ) -> Self {
         let (queue, rx) = mpsc::channel(options.queue_capacity);
         let inner = Arc::new(Inner {
             client,
@@ -250,6 +279,8 @@ impl RedisTransport {
             limits: Limits::DEFAULT,
             namespaces: RwLock::new(Vec::new()),
             queue,
+            direct: direct.is_some(),
+            direct_up: std::sync::atomic::AtomicBool::new(direct.is_some()),
             queued_bytes: AtomicUsize::new(0),
             drops: DropLog::new("redis publishes (packets reached this server's clients only)"),
             received_bytes: AtomicUsize::new(0),
@@ -257,6 +288,7 @@ impl RedisTransport {
             dynamic_peer: Mutex::new(None),
             #[cfg(feature = "__test-support")]
             paused: tokio::sync::watch::Sender::new(false),
+            stop: tokio::sync::watch::Sender::new(false),
             tasks: Mutex::new(JoinSet::new()),
         });
         {
@@ -267,11 +299,20 @@ impl RedisTransport {
                 Arc::downgrade(&inner),
                 inner.subscriber.reconnect_rx(),
             ));
-            tasks.spawn(writer(Arc::downgrade(&inner), inner.client.clone(), rx));
-            tasks.spawn(dispatcher(
-                Arc::downgrade(&inner),
-                inner.subscriber.message_rx(),
-            ));
+            match direct {
+                Some((target, stream)) => {
+                    tasks.spawn(direct::direct_writer(
+                        Arc::downgrade(&inner),
+                        target,
+                        stream,
+                        rx,
+                    ));
+                }
+                None => {
+                    tasks.spawn(writer(Arc::downgrade(&inner), inner.client.clone(), rx));
+                }
+            }
+            spawn_dispatcher(&inner, &mut tasks);
             let every = inner.options.peer_check_interval;
             if matches!(inner.options.mode, Mode::Sharded) && !every.is_zero() {
                 tasks.spawn(watch_for_dynamic_peers(Arc::downgrade(&inner), every));
@@ -290,6 +331,7 @@ impl RedisTransport {
     #[cfg(feature = "__test-support")]
     #[doc(hidden)]
     pub fn crash_for_tests(&self) {
+        self.inner.stop.send_replace(true);
         self.inner
             .tasks
             .lock()
@@ -349,7 +391,9 @@ impl RedisTransport {
         ns.bytes(true, len);
         // redis unreachable: not queued for later (it would arrive late, or pile up); Node's
         // adapter likewise reaches this server's clients only
-        if !inner.client.is_connected() {
+        if !inner.client.is_connected()
+            || (inner.direct && !inner.direct_up.load(Ordering::Acquire))
+        {
             ns.dropped("disconnected");
             inner.drops.note(1, "redis unreachable");
             return Err(TransportError::new(
@@ -405,22 +449,7 @@ async fn writer(
     let mut batch = Vec::with_capacity(256);
     while rx.recv_many(&mut batch, 256).await > 0 {
         let Some(inner) = inner.upgrade() else { break };
-        let bytes: usize = batch.iter().map(|o| o.payload.len()).sum();
-        inner.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-        let max_age = inner.options.max_publish_age;
-        let before = batch.len();
-        batch.retain(|o| {
-            let fresh = o.queued_at.elapsed() <= max_age;
-            if !fresh {
-                o.ns.dropped("stale");
-            }
-            fresh
-        });
-        if batch.len() < before {
-            inner
-                .drops
-                .note((before - batch.len()) as u64, "older than max_publish_age");
-        }
+        take_fresh(&inner, &mut batch);
         let sends = batch.drain(..).map(|o| {
             let c = &fast;
             async move {
@@ -445,6 +474,27 @@ async fn writer(
                 .drops
                 .note(failed as u64, "publish failed, redis unreachable?");
         }
+    }
+}
+
+/// Takes `batch` out of the queue's byte count and drops (counted) what waited longer than
+/// `max_publish_age`.
+fn take_fresh(inner: &Inner, batch: &mut Vec<Outgoing>) {
+    let bytes: usize = batch.iter().map(|o| o.payload.len()).sum();
+    inner.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+    let max_age = inner.options.max_publish_age;
+    let before = batch.len();
+    batch.retain(|o| {
+        let fresh = o.queued_at.elapsed() <= max_age;
+        if !fresh {
+            o.ns.dropped("stale");
+        }
+        fresh
+    });
+    if batch.len() < before {
+        inner
+            .drops
+            .note((before - batch.len()) as u64, "older than max_publish_age");
     }
 }
 

@@ -33,12 +33,17 @@ fn spawn_redis(port: u16, extra: &[&str]) -> Child {
 }
 
 fn cli(port: u16, args: &[&str]) -> Option<String> {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
-        .args(args)
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
+    cli_as(port, None, args)
+}
+
+/// `redis-cli` with the password of a server started with `--requirepass`.
+fn cli_as(port: u16, password: Option<&str>, args: &[&str]) -> Option<String> {
+    let mut command = Command::new("redis-cli");
+    command.args(["-p", &port.to_string()]);
+    if let Some(password) = password {
+        command.args(["--no-auth-warning", "-a", password]);
+    }
+    let out = command.args(args).stderr(Stdio::null()).output().ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
@@ -46,13 +51,18 @@ fn cli(port: u16, args: &[&str]) -> Option<String> {
 
 /// Waits until the redis-server `child` answers on `port`. `false` when it exited (the port was
 /// taken) or another process answers there.
-fn started(child: &mut Child, port: u16) -> bool {
+fn started(child: &mut Child, port: u16, extra: &[String]) -> bool {
+    let password = extra
+        .iter()
+        .position(|a| a == "--requirepass")
+        .and_then(|i| extra.get(i + 1))
+        .map(String::as_str);
     let pid = format!("process_id:{}", child.id());
     eventually_blocking(START, || {
         if let Ok(Some(status)) = child.try_wait() {
             return Ok(Err(format!("exited with {status}")));
         }
-        match cli(port, &["info", "server"]) {
+        match cli_as(port, password, &["info", "server"]) {
             Some(info) if info.lines().any(|l| l.trim() == pid) => Ok(Ok(())),
             Some(_) => Ok(Err("another redis-server holds the port".to_owned())),
             None => Err(format!("redis-server on port {port} does not answer")),
@@ -67,7 +77,7 @@ fn start_on_free_port(extra: impl Fn(u16) -> Vec<String>) -> (u16, Child) {
         let port = candidate_port();
         let args = extra(port);
         let mut child = spawn_redis(port, &args.iter().map(String::as_str).collect::<Vec<_>>());
-        if started(&mut child, port) {
+        if started(&mut child, port, &args) {
             return (port, child);
         }
         let _ = child.kill();
@@ -80,15 +90,24 @@ fn start_on_free_port(extra: impl Fn(u16) -> Vec<String>) -> (u16, Child) {
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    args: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts one on a free port and waits until it answers.
     pub fn start() -> Self {
-        let (port, child) = start_on_free_port(|_| Vec::new());
+        Self::start_with(&[])
+    }
+
+    /// The same with more `redis-server` arguments (kept for [`restart`](Self::restart)), e.g.
+    /// `["--requirepass", "secret"]` (the fixture's own probe then authenticates).
+    pub fn start_with(args: &[&str]) -> Self {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let (port, child) = start_on_free_port(|_| args.clone());
         RedisServer {
             port,
             child: Some(child),
+            args,
         }
     }
 
@@ -118,9 +137,10 @@ impl RedisServer {
     /// Starts it again on the same port (clients reconnect to the address they know).
     pub fn restart(&mut self) {
         self.stop();
-        let mut child = spawn_redis(self.port, &[]);
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let mut child = spawn_redis(self.port, &args);
         assert!(
-            started(&mut child, self.port),
+            started(&mut child, self.port, &self.args),
             "redis-server could not get its port {} back",
             self.port
         );
