@@ -7,8 +7,8 @@ pub enum RedisError {
     /// The redis client failed (bad URL, unreachable server).
     #[error("the redis client failed")]
     Redis(#[from] fred::error::Error),
-    /// The publishing connection (a single redis: the transport's own, see
+    /// The publishing or subscribing connection (a single redis: the transport's own, see
     /// [`RedisTransport::connect`](crate::RedisTransport::connect)) could not be opened.
-    #[error("the redis publishing connection failed: {0}")]
-    Publisher(String),
+    #[error("a redis connection of the transport failed: {0}")]
+    Direct(String),
 }

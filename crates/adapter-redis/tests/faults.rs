@@ -278,17 +278,37 @@ async fn a_stalled_redis_bounds_the_queue_by_bytes() {
     );
 }
 
-/// A server that handles received messages slower than redis sends them (its dispatcher paused):
-/// what fred receives is held up to `receive_queue_bytes` and the rest dropped and counted, not
-/// kept; once the dispatcher runs again, what was held is delivered and delivery goes on.
+/// A transport over fred clients given to `RedisTransport::new` (fred subscribes).
+async fn fred_server(redis: &RedisServer, options: RedisOptions) -> TestServer<RedisTransport> {
+    use fred::prelude::{Builder, ClientLike, Config};
+    let config = Config::from_url(&redis.url()).unwrap_or_else(|e| panic!("{e}"));
+    let mut builder = Builder::from_config(config);
+    let client = builder.build().unwrap_or_else(|e| panic!("{e}"));
+    builder.with_performance_config(|p| p.broadcast_channel_capacity = 16_384);
+    let subscriber = builder
+        .build_subscriber_client()
+        .unwrap_or_else(|e| panic!("{e}"));
+    client.init().await.unwrap_or_else(|e| panic!("{e}"));
+    subscriber.init().await.unwrap_or_else(|e| panic!("{e}"));
+    start(
+        RedisTransport::new(client, subscriber, options),
+        AdapterOptions::default().requests_timeout(Duration::from_secs(2)),
+    )
+    .await
+}
+
+/// fred subscribing (`RedisTransport::new`), a server that handles received messages slower
+/// than redis sends them (its dispatcher paused): what fred receives is held up to
+/// `receive_queue_bytes` and the rest dropped and counted, not kept; once the dispatcher runs
+/// again, what was held is delivered and delivery goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_receiver_bounds_its_backlog_by_bytes() {
     use switchboard_testkit::resources::rss_kib;
     const BOUND: usize = 1024 * 1024;
     const SENT: usize = 400;
     let redis = RedisServer::start();
-    let a = server(&redis, RedisOptions::classic()).await;
-    let b = server(&redis, RedisOptions::classic().receive_queue_bytes(BOUND)).await;
+    let a = fred_server(&redis, RedisOptions::classic()).await;
+    let b = fred_server(&redis, RedisOptions::classic().receive_queue_bytes(BOUND)).await;
     converge(&[&a, &b], 2).await;
     let mut cb = TestClient::connect(b.addr, "/", json!({}), None)
         .await
@@ -344,6 +364,80 @@ async fn a_slow_receiver_bounds_its_backlog_by_bytes() {
         "what was held is delivered: {held:?}"
     );
     assert_eq!(b.transport.received_bytes(), 0);
+}
+
+/// The transport's own subscribing connection (a single redis), a server that reads slower than
+/// redis sends (its reading paused): nothing piles up in the process. What it has not read waits
+/// in redis until redis's `client-output-buffer-limit pubsub` (1 MiB here) closes the
+/// connection; the server reconnects, resubscribes, and delivery goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_receiver_leaves_the_backlog_to_redis() {
+    use switchboard_testkit::resources::rss_kib;
+    const SENT: usize = 400;
+    let redis = RedisServer::start_with(&["--client-output-buffer-limit", "pubsub 1mb 0 0"]);
+    let a = server(&redis, RedisOptions::classic()).await;
+    let b = server(&redis, RedisOptions::classic()).await;
+    converge(&[&a, &b], 2).await;
+    let mut cb = TestClient::connect(b.addr, "/", json!({}), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    b.transport.pause_dispatch_for_tests(true);
+    let rss_before = rss_kib();
+    let pad = "x".repeat(64 * 1024);
+    let mut held = 0;
+    for i in 0..SENT {
+        a.io.emit("burst", &(i, &pad))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        held = held.max(b.transport.received_bytes());
+    }
+    // redis closes b's subscribing connection once 1 MiB waits for it (a's stays)
+    switchboard_testkit::eventually(WAIT, async || {
+        let list = std::process::Command::new("redis-cli")
+            .args(["-p", &redis.port().to_string(), "client", "list"])
+            .output()
+            .unwrap_or_else(|e| panic!("redis-cli: {e}"));
+        let subscribers = String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .filter(|l| l.contains("name=switchboard-subscribe"))
+            .count();
+        switchboard_testkit::check(subscribers == 1, || {
+            format!("{subscribers} subscribing connections: redis has not closed b's")
+        })
+    })
+    .await;
+    held = held.max(b.transport.received_bytes());
+    // the whole test process (both servers, other tests): for the record only
+    let grown = rss_kib().saturating_sub(rss_before);
+    eprintln!(
+        "reading paused, {SENT} x 64 KiB published: b held at most {held} bytes read and not \
+         handled, process RSS +{grown} KiB"
+    );
+    b.transport.pause_dispatch_for_tests(false);
+    let mut n = 0;
+    let mut got = Vec::new();
+    switchboard_testkit::eventually(WAIT, async || {
+        n += 1;
+        let _ = a.io.emit("after", &n).await;
+        let until = tokio::time::Instant::now() + Duration::from_millis(200);
+        let mut resumed = false;
+        while let Some(e) = cb
+            .event(until.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
+            resumed |= e.name == "after";
+            got.push(e);
+        }
+        switchboard_testkit::check(resumed, || "delivery has not resumed".into())
+    })
+    .await;
+    let bursts = got.iter().filter(|e| e.name == "burst").count();
+    eprintln!("{bursts} of {SENT} reached b's client (the rest were dropped by redis)");
+    assert!(bursts < SENT, "redis dropped what b did not read");
+    assert!(
+        held <= 256 * 1024,
+        "b held {held} bytes it had not handled (a read is at most a message and a buffer)"
+    );
 }
 
 /// A server starting before its redis: `connect` fails at once, `connect_with_retry` keeps trying

@@ -34,6 +34,14 @@ pub(super) struct Target {
 }
 
 impl Target {
+    pub(super) fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub(super) fn port(&self) -> u16 {
+        self.port
+    }
+
     /// A target for a single redis; `None` for a cluster, a sentinel or a Unix socket (those
     /// publish through fred).
     pub(super) fn of(config: &fred::prelude::Config) -> Option<Target> {
@@ -72,7 +80,7 @@ fn header(buf: &mut BytesMut, prefix: u8, mut n: usize) {
 }
 
 /// Appends a command: a RESP array of bulk strings.
-fn command(buf: &mut BytesMut, parts: &[&[u8]]) {
+pub(super) fn command(buf: &mut BytesMut, parts: &[&[u8]]) {
     let len: usize = parts.iter().map(|p| p.len() + 24).sum();
     buf.reserve(len + 16);
     header(buf, b'*', parts.len());
@@ -120,10 +128,11 @@ impl From<std::io::Error> for Failure {
 }
 
 /// The name of the publishing connection in `CLIENT LIST`.
-const NAME: &[u8] = b"switchboard-publish";
+pub(super) const PUBLISHER: &[u8] = b"switchboard-publish";
 
-/// Connects, authenticates when the URL has a password, and names the connection.
-pub(super) async fn open(target: &Target) -> Result<TcpStream, Failure> {
+/// Connects, authenticates when the URL has a password, and names the connection (`CLIENT
+/// LIST` shows `name`).
+pub(super) async fn open(target: &Target, name: &[u8]) -> Result<TcpStream, Failure> {
     let mut stream = tokio::time::timeout(
         Duration::from_secs(5),
         TcpStream::connect((target.host.as_str(), target.port)),
@@ -140,7 +149,7 @@ pub(super) async fn open(target: &Target) -> Result<TcpStream, Failure> {
         }
         steps.push("AUTH");
     }
-    command(&mut buf, &[b"CLIENT", b"SETNAME", NAME]);
+    command(&mut buf, &[b"CLIENT", b"SETNAME", name]);
     steps.push("CLIENT SETNAME");
     stream.write_all(&buf).await?;
     buf.clear();
@@ -212,7 +221,7 @@ pub(super) async fn direct_writer(
         drop(inner);
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(5));
-        match open(&target).await {
+        match open(&target, PUBLISHER).await {
             Ok(s) => stream = Some(s),
             Err(e) => tracing::debug!(
                 host = %target.host,

@@ -32,11 +32,12 @@ use tokio::{
 };
 
 mod direct;
+mod direct_sub;
 mod dynamic_peers;
 mod receive;
 
 use dynamic_peers::{check_no_dynamic_peers, watch_for_dynamic_peers};
-use receive::spawn_dispatcher;
+use receive::{spawn_dispatcher, subscription};
 
 use crate::{
     Mode, RedisError, RedisOptions,
@@ -133,9 +134,22 @@ impl Namespace {
     }
 }
 
+/// The subscribing side as given to `start`.
+enum Subscriber {
+    Fred(SubscriberClient),
+    Direct(direct::Target, tokio::net::TcpStream),
+}
+
+/// The subscribing side of a running transport: fred's subscriber client, or the changes queue
+/// of the transport's own subscribing connection.
+enum Subscribing {
+    Fred(SubscriberClient),
+    Direct(mpsc::Sender<direct_sub::Change>),
+}
+
 struct Inner {
     client: fred::clients::Client,
-    subscriber: SubscriberClient,
+    subscriber: Subscribing,
     options: RedisOptions,
     limits: Limits,
     namespaces: RwLock<Vec<Arc<Namespace>>>,
@@ -188,6 +202,32 @@ impl RedisTransport {
                 c.internal_command_timeout = Duration::from_secs(5);
             });
         let client = builder.build()?;
+        // a failed start leaves no client reconnecting in the background
+        if let Err(e) = client.init().await {
+            let _ = client.quit().await;
+            return Err(e.into());
+        }
+        // a single redis: publishing and subscribing on connections of the transport's own
+        // (direct.rs and direct_sub.rs say why); fred on a cluster or through a sentinel
+        if let Some(target) = direct::Target::of(&client.client_config()) {
+            let opened = async {
+                let publisher = direct::open(&target, direct::PUBLISHER).await?;
+                let subscriber = direct::open(&target, direct_sub::SUBSCRIBER).await?;
+                Ok::<_, direct::Failure>((publisher, subscriber))
+            };
+            return match opened.await {
+                Ok((publisher, subscriber)) => Ok(Self::start(
+                    client,
+                    Subscriber::Direct(target.clone(), subscriber),
+                    options,
+                    Some((target, publisher)),
+                )),
+                Err(e) => {
+                    let _ = client.quit().await;
+                    Err(RedisError::Direct(e.to_string()))
+                }
+            };
+        }
         // Only the subscriber's message stream needs room for bursts (RedisOptions::
         // subscriber_ring): fred's default of 32 lost messages in a blast while the runtime was
         // busy writing to sockets.
@@ -196,30 +236,17 @@ impl RedisTransport {
             p.default_command_timeout = Duration::from_secs(5);
         });
         let subscriber = builder.build_subscriber_client()?;
-        // a failed start leaves no client reconnecting in the background
-        if let Err(e) = client.init().await {
-            let _ = client.quit().await;
-            return Err(e.into());
-        }
         if let Err(e) = subscriber.init().await {
             let _ = subscriber.quit().await;
             let _ = client.quit().await;
             return Err(e.into());
         }
-        // a single redis: publishes on a connection of their own (direct.rs says why); fred
-        // publishes on a cluster or through a sentinel
-        let direct = match direct::Target::of(&client.client_config()) {
-            Some(target) => match direct::open(&target).await {
-                Ok(stream) => Some((target, stream)),
-                Err(e) => {
-                    let _ = subscriber.quit().await;
-                    let _ = client.quit().await;
-                    return Err(RedisError::Publisher(e.to_string()));
-                }
-            },
-            None => None,
-        };
-        Ok(Self::start(client, subscriber, options, direct))
+        Ok(Self::start(
+            client,
+            Subscriber::Fred(subscriber),
+            options,
+            None,
+        ))
     }
 
     /// [`connect`](Self::connect), retried while redis cannot be reached, for at most `wait`:
@@ -262,16 +289,26 @@ impl RedisTransport {
         subscriber: SubscriberClient,
         options: RedisOptions,
     ) -> Self {
-        Self::start(client, subscriber, options, None)
+        Self::start(client, Subscriber::Fred(subscriber), options, None)
     }
 
     fn start(
         client: fred::clients::Client,
-        subscriber: SubscriberClient,
+        subscriber: Subscriber,
         options: RedisOptions,
         direct: Option<(direct::Target, tokio::net::TcpStream)>,
     ) -> Self {
         let (queue, rx) = mpsc::channel(options.queue_capacity);
+        let (subscriber, sub_start) = match subscriber {
+            Subscriber::Fred(s) => (Subscribing::Fred(s), None),
+            Subscriber::Direct(target, stream) => {
+                let (changes, changes_rx) = mpsc::channel(64);
+                (
+                    Subscribing::Direct(changes),
+                    Some((target, stream, changes_rx)),
+                )
+            }
+        };
         let inner = Arc::new(Inner {
             client,
             subscriber,
@@ -293,12 +330,23 @@ impl RedisTransport {
         });
         {
             let mut tasks = inner.tasks.lock().unwrap_or_else(|e| e.into_inner());
-            // not fred's manage_subscriptions: its resubscribe_all stops at an empty SUBSCRIBE
-            // before restoring shard channels
-            tasks.spawn(resubscriber(
-                Arc::downgrade(&inner),
-                inner.subscriber.reconnect_rx(),
-            ));
+            if let Subscribing::Fred(subscriber) = &inner.subscriber {
+                // not fred's manage_subscriptions: its resubscribe_all stops at an empty
+                // SUBSCRIBE before restoring shard channels
+                tasks.spawn(resubscriber(
+                    Arc::downgrade(&inner),
+                    subscriber.reconnect_rx(),
+                ));
+                spawn_dispatcher(&inner, subscriber, &mut tasks);
+            }
+            if let Some((target, stream, changes)) = sub_start {
+                tasks.spawn(direct_sub::subscriber(
+                    Arc::downgrade(&inner),
+                    target,
+                    stream,
+                    changes,
+                ));
+            }
             match direct {
                 Some((target, stream)) => {
                     tasks.spawn(direct::direct_writer(
@@ -312,7 +360,6 @@ impl RedisTransport {
                     tasks.spawn(writer(Arc::downgrade(&inner), inner.client.clone(), rx));
                 }
             }
-            spawn_dispatcher(&inner, &mut tasks);
             let every = inner.options.peer_check_interval;
             if matches!(inner.options.mode, Mode::Sharded) && !every.is_zero() {
                 tasks.spawn(watch_for_dynamic_peers(Arc::downgrade(&inner), every));
@@ -337,9 +384,15 @@ impl RedisTransport {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .abort_all();
-        let (client, subscriber) = (self.inner.client.clone(), self.inner.subscriber.clone());
+        let client = self.inner.client.clone();
+        let subscriber = match &self.inner.subscriber {
+            Subscribing::Fred(s) => Some(s.clone()),
+            Subscribing::Direct(_) => None,
+        };
         tokio::spawn(async move {
-            let _ = subscriber.quit().await;
+            if let Some(subscriber) = subscriber {
+                let _ = subscriber.quit().await;
+            }
             let _ = client.quit().await;
         });
     }
@@ -368,14 +421,17 @@ impl RedisTransport {
         self.inner.drops.total.load(Ordering::Relaxed)
     }
 
-    /// Received messages dropped since the start (the receive queue over its byte bound, or
-    /// fred's ring overwritten before the dispatcher took them).
+    /// Received messages dropped since the start: on a single redis, messages over
+    /// [`RedisOptions::receive_queue_bytes`] (skipped unread); with fred subscribing, the receive
+    /// queue over its byte bound, or fred's ring overwritten before the dispatcher took them.
     pub fn received_dropped(&self) -> u64 {
         self.inner.received_drops.total.load(Ordering::Relaxed)
     }
 
-    /// Payload bytes received from redis and not yet handled (bounded by
-    /// [`RedisOptions::receive_queue_bytes`]).
+    /// Bytes received from redis and not yet handled. On a single redis the transport reads
+    /// only as fast as it handles messages: this is at most the message still arriving (what is
+    /// not read waits in redis, up to its `client-output-buffer-limit pubsub`). With fred
+    /// subscribing, bounded by [`RedisOptions::receive_queue_bytes`].
     pub fn received_bytes(&self) -> usize {
         self.inner.received_bytes.load(Ordering::Relaxed)
     }
@@ -515,35 +571,9 @@ async fn resubscriber(
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         for ns in namespaces {
-            if let Err(e) = subscribe(&inner.subscriber, &ns.protocol, &ns.uid).await {
+            if let Err(e) = subscription(&inner.subscriber, &ns.protocol, &ns.uid, true).await {
                 tracing::error!(nsp = %ns.nsp, "could not resubscribe after a reconnect: {}", switchboard_adapter_core::report(&e));
             }
-        }
-    }
-}
-
-/// Subscribes what a namespace listens to.
-async fn subscribe(
-    sub: &SubscriberClient,
-    protocol: &Protocol,
-    uid: &str,
-) -> Result<(), fred::error::Error> {
-    match protocol {
-        Protocol::Classic(c) => {
-            sub.psubscribe(c.channels.pattern()).await?;
-            sub.subscribe(vec![
-                c.channels.request().to_owned(),
-                c.channels.response().to_owned(),
-                c.channels.response_to(uid),
-            ])
-            .await
-        }
-        Protocol::Sharded(s) => {
-            // one command per channel: on a cluster they live in different slots
-            for channel in [s.main().to_owned(), s.node(uid)] {
-                sub.ssubscribe(channel).await?;
-            }
-            Ok(())
         }
     }
 }
@@ -582,9 +612,7 @@ impl Transport for RedisTransport {
                 Protocol::Sharded(channels)
             }
         };
-        subscribe(&self.inner.subscriber, &protocol, &attach.uid)
-            .await
-            .map_err(|e| redis_error(TransportErrorKind::Disconnected, e))?;
+        subscription(&self.inner.subscriber, &protocol, &attach.uid, true).await?;
         let ns = Arc::new(Namespace {
             nsp: attach.nsp,
             uid: attach.uid,
@@ -699,25 +727,7 @@ impl Link for RedisLink {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|n| !Arc::ptr_eq(n, &self.ns));
-        let sub = &inner.subscriber;
-        let err = |e| redis_error(TransportErrorKind::Disconnected, e);
-        match &self.ns.protocol {
-            Protocol::Classic(c) => {
-                sub.punsubscribe(c.channels.pattern()).await.map_err(err)?;
-                sub.unsubscribe(vec![
-                    c.channels.request().to_owned(),
-                    c.channels.response().to_owned(),
-                    c.channels.response_to(&self.ns.uid),
-                ])
-                .await
-                .map_err(err)?;
-            }
-            Protocol::Sharded(s) => {
-                for channel in [s.main().to_owned(), s.node(&self.ns.uid)] {
-                    sub.sunsubscribe(channel).await.map_err(err)?;
-                }
-            }
-        }
+        subscription(&inner.subscriber, &self.ns.protocol, &self.ns.uid, false).await?;
         Ok(())
     }
 }

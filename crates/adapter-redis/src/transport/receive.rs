@@ -1,19 +1,25 @@
-//! The receiving side: one dispatcher, on a thread of its own, takes what fred's subscriber
-//! received, bounded by bytes, and hands each message, decoded, to its namespace's engine.
+//! The receiving side: subscriptions, and the dispatch of received messages. On a single redis
+//! the transport's own subscribing connection (`direct_sub`) dispatches as it reads. With fred
+//! subscribing, one dispatcher, on a thread of its own, takes what fred's subscriber received,
+//! bounded by bytes, and hands each message, decoded, to its namespace's engine.
 //!
 //! Why a thread: fred's reader task fills a ring bounded by count, and a dispatcher task waits for
 //! its turn behind every task of a runtime busy writing to sockets, long enough for the ring to
 //! overwrite thousands of messages (a two-server blast at 4,096 slots lost 5,320). A thread is
-//! scheduled by the kernel as soon as it is woken, so the ring only holds what arrives in a few
-//! milliseconds and can stay small (it is allocated up front).
+//! scheduled by the kernel as soon as it is woken; still, with four servers on two busy cores
+//! the kernel let it wait while 4,096 slots filled (498 lost), hence the larger default ring.
 
-use std::sync::{Arc, atomic::Ordering};
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
-use fred::interfaces::EventInterface;
+use fred::{interfaces::EventInterface, prelude::PubsubInterface};
+use switchboard_adapter_core::{TransportError, TransportErrorKind};
 use switchboard_wire::{ClusterMessage, Dialect};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{Inner, Namespace, Protocol};
+use super::{Inner, Namespace, Protocol, Subscribing, direct_sub, redis_error};
 
 /// Received messages waiting for the dispatcher, bounded by bytes.
 #[derive(Default)]
@@ -65,7 +71,7 @@ impl Backlog {
 impl Inner {
     /// The namespace a message on `channel` is for: the longest matching prefix wins (namespaces
     /// `/a` and `/a#b` share one).
-    fn namespace_of(&self, channel: &str) -> Option<Arc<Namespace>> {
+    pub(super) fn namespace_of(&self, channel: &str) -> Option<Arc<Namespace>> {
         self.namespaces
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -91,11 +97,15 @@ impl Inner {
 
 /// Starts the dispatcher on a thread of its own (a current-thread runtime without drivers); on
 /// a system that refuses a thread, as a task of the caller's runtime.
-pub(super) fn spawn_dispatcher(inner: &Arc<Inner>, tasks: &mut tokio::task::JoinSet<()>) {
+pub(super) fn spawn_dispatcher(
+    inner: &Arc<Inner>,
+    subscriber: &fred::clients::SubscriberClient,
+    tasks: &mut tokio::task::JoinSet<()>,
+) {
     let run = || {
         dispatcher(
             Arc::downgrade(inner),
-            inner.subscriber.message_rx(),
+            subscriber.message_rx(),
             inner.stop.subscribe(),
         )
     };
@@ -171,16 +181,82 @@ async fn dispatcher(
             }
             continue;
         };
-        dispatch(&inner, message);
+        if let Some(payload) = message.value.as_bytes() {
+            dispatch(&inner, &message.channel, payload);
+        }
     }
 }
 
+/// What a namespace listens to: shard channels, patterns, channels.
+fn listens_to(protocol: &Protocol, uid: &str) -> Vec<(direct_sub::Kind, Vec<String>)> {
+    use direct_sub::Kind;
+    match protocol {
+        Protocol::Classic(c) => vec![
+            (Kind::Pattern, vec![c.channels.pattern().to_owned()]),
+            (
+                Kind::Channel,
+                vec![
+                    c.channels.request().to_owned(),
+                    c.channels.response().to_owned(),
+                    c.channels.response_to(uid),
+                ],
+            ),
+        ],
+        // one command per channel: on a cluster they live in different slots
+        Protocol::Sharded(s) => vec![
+            (Kind::Shard, vec![s.main().to_owned()]),
+            (Kind::Shard, vec![s.node(uid)]),
+        ],
+    }
+}
+
+/// Subscribes (`on`) or unsubscribes what a namespace listens to.
+pub(super) async fn subscription(
+    sub: &Subscribing,
+    protocol: &Protocol,
+    uid: &str,
+    on: bool,
+) -> Result<(), TransportError> {
+    use direct_sub::Kind;
+    let err = |e: String| TransportError::new(TransportErrorKind::Disconnected, e);
+    for (kind, names) in listens_to(protocol, uid) {
+        match sub {
+            Subscribing::Fred(sub) => {
+                let fred_err = |e| redis_error(TransportErrorKind::Disconnected, e);
+                match (kind, on) {
+                    (Kind::Pattern, true) => sub.psubscribe(names).await.map_err(fred_err)?,
+                    (Kind::Pattern, false) => sub.punsubscribe(names).await.map_err(fred_err)?,
+                    (Kind::Channel, true) => sub.subscribe(names).await.map_err(fred_err)?,
+                    (Kind::Channel, false) => sub.unsubscribe(names).await.map_err(fred_err)?,
+                    (Kind::Shard, true) => sub.ssubscribe(names).await.map_err(fred_err)?,
+                    (Kind::Shard, false) => sub.sunsubscribe(names).await.map_err(fred_err)?,
+                }
+            }
+            Subscribing::Direct(changes) => {
+                let (done, answer) = tokio::sync::oneshot::channel();
+                let change = direct_sub::Change {
+                    on,
+                    kind,
+                    names,
+                    done,
+                };
+                changes
+                    .send(change)
+                    .await
+                    .map_err(|_| err("redis transport closed".into()))?;
+                tokio::time::timeout(Duration::from_secs(5), answer)
+                    .await
+                    .map_err(|_| err("redis did not confirm the subscription".into()))?
+                    .map_err(|_| err("redis transport closed".into()))?
+                    .map_err(err)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Decodes a received message and hands it to its namespace's engine.
-fn dispatch(inner: &Inner, message: fred::types::Message) {
-    let channel: &str = &message.channel;
-    let Some(payload) = message.value.as_bytes() else {
-        return;
-    };
+pub(super) fn dispatch(inner: &Inner, channel: &str, payload: &[u8]) {
     let Some(ns) = inner.namespace_of(channel) else {
         return;
     };
