@@ -176,6 +176,61 @@ impl Reader {
     }
 }
 
+/// Starts the subscribing connection on a thread of its own (a current-thread runtime): a task
+/// of the application's runtime waits for its turn behind everything else, and while it does
+/// not read, redis holds the backlog and closes the connection past its
+/// `client-output-buffer-limit pubsub` (seen in a benchmark: an emitting server busy with 2,000
+/// × 64 KiB did not read its own echoes for long enough). On a system that refuses a thread, a
+/// task of the caller's runtime.
+pub(super) fn spawn(
+    inner: &Arc<Inner>,
+    target: Target,
+    stream: TcpStream,
+    changes: mpsc::Receiver<Change>,
+    tasks: &mut tokio::task::JoinSet<()>,
+) {
+    let weak = Arc::downgrade(inner);
+    let mut stop = inner.stop.subscribe();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build();
+    let (runtime, stream) = match (runtime, stream.into_std()) {
+        (Ok(runtime), Ok(stream)) => (runtime, stream),
+        (runtime, stream) => {
+            tracing::warn!(
+                "no thread for the redis subscribing connection, it runs as a task: {:?} {:?}",
+                runtime.err(),
+                stream.as_ref().err()
+            );
+            if let Ok(stream) = stream.and_then(TcpStream::from_std) {
+                tasks.spawn(subscriber(weak, target, stream, changes));
+            }
+            return;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("switchboard-redis-sub".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let stream = match TcpStream::from_std(stream) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!("redis subscribing connection: {e}");
+                        return;
+                    }
+                };
+                tokio::select! {
+                    _ = subscriber(weak, target, stream, changes) => {}
+                    _ = async { while stop.changed().await.is_ok() && !*stop.borrow() {} } => {}
+                }
+            });
+        });
+    if let Err(e) = spawned {
+        tracing::error!("no thread for the redis subscribing connection: {e}");
+    }
+}
+
 /// The subscribing connection's task: applies subscription changes, reads messages and
 /// dispatches them, reconnects with backoff (100 ms doubling to 5 s) and resubscribes.
 pub(super) async fn subscriber(

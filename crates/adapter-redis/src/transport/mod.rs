@@ -340,12 +340,7 @@ impl RedisTransport {
                 spawn_dispatcher(&inner, subscriber, &mut tasks);
             }
             if let Some((target, stream, changes)) = sub_start {
-                tasks.spawn(direct_sub::subscriber(
-                    Arc::downgrade(&inner),
-                    target,
-                    stream,
-                    changes,
-                ));
+                direct_sub::spawn(&inner, target, stream, changes, &mut tasks);
             }
             match direct {
                 Some((target, stream)) => {
