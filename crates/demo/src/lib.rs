@@ -5,7 +5,8 @@
 //!
 //! Clients get `hello {server}` on connect; a `chat` `{text}` from any client reaches every client
 //! of every server as `chat {from, text, server}`; `who` is acknowledged with every client of the
-//! cluster (`[{id, data: {name}}]`, a fetchSockets across servers). Handshakes are recorded, and
+//! cluster (`[{id, data: {name}}]`, a fetchSockets across servers); `echo` is acknowledged with
+//! its argument. Handshakes are recorded, and
 //! `socket.data` is `{name}` from the auth, so other servers' fetchSockets see them.
 //!
 //! # Example
@@ -23,6 +24,7 @@
 //!         server_address: Some("ws://10.0.0.7:4000".into()),
 //!         auth_token: None,
 //!     },
+//!     forward: None,
 //! })
 //! .await?;
 //! println!("chat on http://{}", demo.addr());
@@ -55,6 +57,7 @@ use switchboard_adapter_core::{
 };
 use switchboard_adapter_mesh::{MeshOptions, MeshTransport, metrics::MeshMetrics};
 use switchboard_adapter_redis::{RedisOptions, RedisTransport};
+use switchboard_forward::{ForwardLayer, ForwardMetrics, ForwardOptions};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 const PAGE: &str = include_str!("chat.html");
@@ -93,6 +96,25 @@ pub struct DemoOptions {
     pub addr: SocketAddr,
     /// The cluster transport.
     pub backend: Backend,
+    /// No sticky sessions: any server takes any request (`switchboard-forward`).
+    pub forward: Option<Forwarding>,
+}
+
+/// Forwarding of other servers' sessions, so that no sticky sessions are needed.
+#[derive(Clone)]
+pub struct Forwarding {
+    /// The secret every server shares (16 bytes or more).
+    pub secret: String,
+    /// Where the other servers reach this one (default: the bound address).
+    pub advertise: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for Forwarding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarding")
+            .field("advertise", &self.advertise)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A running demo server.
@@ -191,6 +213,17 @@ async fn serve<T: Transport>(
     )
     .await?;
     let page = PAGE.replace("SERVER_NAME", &options.name);
+    let listener = TcpListener::bind(options.addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", options.addr))?;
+    let addr = listener.local_addr()?;
+    let forward = match &options.forward {
+        Some(f) => Some(ForwardLayer::new(
+            ForwardOptions::new(f.advertise.unwrap_or(addr), f.secret.clone())
+                .metrics(ForwardMetrics::new(&registry)?),
+        )?),
+        None => None,
+    };
     let app = Router::new()
         .route("/", get(move || async move { Html(page) }))
         .route("/health", get(|| async { "ok" }))
@@ -201,10 +234,10 @@ async fn serve<T: Transport>(
             }),
         )
         .layer(layer);
-    let listener = TcpListener::bind(options.addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", options.addr))?;
-    let addr = listener.local_addr()?;
+    let app = match forward {
+        Some(forward) => app.layer(forward),
+        None => app,
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let io2 = io.clone();
@@ -242,6 +275,13 @@ fn setup<T: Transport>(
     }
     // who is online, across the cluster (a fetchSockets with handshakes and data)
     let ss = server_side.clone();
+    // a round trip to this server and back, for load and latency tests
+    socket.on(
+        "echo",
+        async |Data(data): Data<Json>, ack: AckSender<Adapter<T>>| {
+            let _ = ack.send(&data);
+        },
+    );
     socket.on("who", async move |ack: AckSender<Adapter<T>>| {
         let who = match ss.of("/").fetch_sockets(Vec::<String>::new()).await {
             Ok(sockets) => sockets

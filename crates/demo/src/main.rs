@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use switchboard_demo::{Backend, DemoOptions};
+use switchboard_demo::{Backend, DemoOptions, Forwarding};
 
 /// A Switchboard chat server on the mesh or redis, or an emitter.
 #[derive(Parser, Debug)]
@@ -45,6 +45,14 @@ struct Args {
     /// Redis: sharded pub/sub instead of classic.
     #[arg(long, env = "REDIS_SHARDED")]
     sharded: bool,
+    /// No sticky sessions: the secret every server shares (16 bytes or more); with it, any
+    /// server takes any request and forwards those of other servers' sessions.
+    #[arg(long, env = "FORWARD_SECRET")]
+    forward_secret: Option<String>,
+    /// No sticky sessions: where the other servers reach this one's HTTP port (in Kubernetes,
+    /// `$(POD_IP):3000`; default the bound address).
+    #[arg(long, env = "FORWARD_ADVERTISE")]
+    forward_advertise: Option<std::net::SocketAddr>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -110,6 +118,10 @@ async fn main() -> anyhow::Result<()> {
         name,
         addr: (args.host, args.port).into(),
         backend,
+        forward: args.forward_secret.map(|secret| Forwarding {
+            secret,
+            advertise: args.forward_advertise,
+        }),
     })
     .await
     .context("starting the server")?;

@@ -39,6 +39,7 @@ async fn mesh_demo(name: &str, discovery: &RunningDiscovery) -> RunningDemo {
             server_address: None,
             auth_token: None,
         },
+        forward: None,
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"))
@@ -196,6 +197,7 @@ async fn the_emitter_reaches_a_redis_cluster() {
             url: redis.url(),
             sharded: false,
         },
+        forward: None,
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));

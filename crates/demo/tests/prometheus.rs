@@ -28,6 +28,7 @@ async fn pod(name: &str, discovery: &str) -> RunningDemo {
             server_address: None,
             auth_token: None,
         },
+        forward: None,
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"))

@@ -34,6 +34,7 @@ async fn cluster() -> (RunningDiscovery, [RunningDemo; 3]) {
                 server_address: None,
                 auth_token: None,
             },
+            forward: None,
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"))
