@@ -110,7 +110,7 @@ pub(crate) enum Kind {
     Node(&'static str),
 }
 
-pub(crate) const IMPLS: [Impl; 12] = [
+pub(crate) const IMPLS: [Impl; 14] = [
     Impl {
         name: "switchboard redis classic",
         kind: Kind::Rust("switchboard-redis"),
@@ -159,6 +159,14 @@ pub(crate) const IMPLS: [Impl; 12] = [
         name: "node sticky 2.0",
         kind: Kind::Node("sticky"),
     },
+    Impl {
+        name: "switchboard forward, round robin",
+        kind: Kind::Rust("echo-forward"),
+    },
+    Impl {
+        name: "switchboard, HAProxy sticky cookie",
+        kind: Kind::Rust("echo-cookie"),
+    },
 ];
 
 impl Impl {
@@ -175,9 +183,20 @@ impl Impl {
         )
     }
 
+    /// Three servers behind HAProxy, the polling scenario only: `Some(true)` round robin with
+    /// `switchboard-forward`, `Some(false)` the shipped sticky-cookie config without it.
+    pub(crate) fn proxied(&self) -> Option<bool> {
+        match self.kind {
+            Kind::Rust("echo-forward") => Some(true),
+            Kind::Rust("echo-cookie") => Some(false),
+            _ => None,
+        }
+    }
+
     fn uses_redis(&self) -> bool {
         !self.single()
             && !self.sticky()
+            && self.proxied().is_none()
             && !matches!(
                 self.kind,
                 Kind::Rust("switchboard-mesh" | "switchboard-cluster") | Kind::Node("cluster")
@@ -209,6 +228,8 @@ impl Impl {
 
 /// The scenario of the sticky implementations.
 pub(crate) const POLLING: &str = "polling through a sticky primary";
+/// The scenario of the proxied implementations.
+pub(crate) const POLLING_PROXY: &str = "polling behind HAProxy, 3 servers";
 
 /// Starts `n` servers of `imp` (one for a single-server baseline) and waits until the cluster
 /// formed.
@@ -361,6 +382,13 @@ async fn servers(
 
 async fn run_impl(imp: &Impl, brokers: &Brokers, sizes: &Sizes) -> Result<Vec<(String, Figures)>> {
     let mut out = Vec::new();
+    if let Some(forward) = imp.proxied() {
+        out.push((
+            POLLING_PROXY.into(),
+            polling::proxied(forward, sizes).await?,
+        ));
+        return Ok(out);
+    }
     if imp.sticky() {
         let mut command = imp.command(&brokers.redis.url(), "", &brokers.mongo_url());
         command.args(["--workers", "2"]);

@@ -1,7 +1,9 @@
-//! Long-polling sessions through a sticky primary, as browsers on polling run them: each session
-//! makes round trips (an event with an ack sent by POST, the ack read back by GET) over HTTP/1.1
-//! with keep-alive whenever the server allows it. Figures: round trips/s over all sessions, p50 and
-//! p99 of a round trip, TCP connections opened per round trip, sessions that failed.
+//! Long-polling sessions through a sticky primary, or through HAProxy in front of three servers
+//! (round robin with `switchboard-forward`, or the shipped sticky-cookie config without it), as
+//! browsers on polling run them: each session makes round trips (an event with an ack sent by
+//! POST, the ack read back by GET) over HTTP/1.1 with keep-alive whenever the server allows it,
+//! keeping the cookies it is given. Figures: round trips/s over all sessions, p50 and p99 of a
+//! round trip, TCP connections opened per round trip, sessions that failed.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -13,15 +15,54 @@ use tokio::{
 
 use crate::{
     Sizes,
+    procs::{bench_server, server},
     scenarios::{Figures, latency},
     shared::now_us,
 };
 
-/// One HTTP/1.1 client connection, reopened when the server closes it.
+/// The secret of the forwarding servers.
+const SECRET: &str = "the bench cluster's forwarding secret";
+
+/// Three `bench-server --impl echo` behind HAProxy (Debian's, with `docs/deploy/haproxy.cfg`):
+/// `forward`, round robin without the cookie and servers with `switchboard-forward`; otherwise
+/// the shipped sticky-cookie config and servers without it.
+pub(crate) async fn proxied(forward: bool, s: &Sizes) -> Result<Figures> {
+    use switchboard_testkit::services::{Proxy, ProxyKind};
+    if !ProxyKind::Haproxy.installed() {
+        bail!("haproxy is not installed (apt-get install haproxy)");
+    }
+    let mut procs = Vec::new();
+    let mut addrs = Vec::new();
+    for _ in 0..3 {
+        let mut command = std::process::Command::new(bench_server());
+        command.args(["--impl", "echo"]);
+        if forward {
+            command.args(["--forward-secret", SECRET]);
+        }
+        let (p, a) = server(command)?;
+        procs.push(p);
+        addrs.push(a);
+    }
+    let without: &[&str] = if forward { &["cookie SERVERID"] } else { &[] };
+    let proxy = Proxy::start(ProxyKind::Haproxy, [addrs[0], addrs[1], addrs[2]], without);
+    let port: u16 = proxy
+        .url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .context("proxy port")?;
+    let figures = polling(SocketAddr::from(([127, 0, 0, 1], port)), s).await;
+    drop((proxy, procs));
+    figures
+}
+
+/// One HTTP/1.1 client connection, reopened when the server closes it, and its cookie.
 struct Http {
     addr: SocketAddr,
     conn: Option<BufReader<TcpStream>>,
     opened: u64,
+    /// `name=value` of the last `Set-Cookie` (a sticky proxy's).
+    cookie: Option<String>,
 }
 
 impl Http {
@@ -30,6 +71,7 @@ impl Http {
             addr,
             conn: None,
             opened: 0,
+            cookie: None,
         }
     }
 
@@ -47,16 +89,24 @@ impl Http {
                     self.conn.insert(BufReader::new(s))
                 }
             };
+            let cookie = self
+                .cookie
+                .as_ref()
+                .map(|c| format!("Cookie: {c}\r\n"))
+                .unwrap_or_default();
             let head = format!(
-                "{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n",
+                "{method} {path} HTTP/1.1\r\nHost: bench\r\n{cookie}Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n",
                 body.len()
             );
             let mut req = head.into_bytes();
             req.extend_from_slice(body);
             match response(conn, &req).await {
-                Ok((status, body, close)) => {
+                Ok((status, body, close, cookie)) => {
                     if close {
                         self.conn = None;
+                    }
+                    if cookie.is_some() {
+                        self.cookie = cookie;
                     }
                     return Ok((status, body));
                 }
@@ -72,8 +122,11 @@ impl Http {
     }
 }
 
-/// Writes `req`, reads the response: status, body, whether the connection closes after it.
-async fn response(conn: &mut BufReader<TcpStream>, req: &[u8]) -> Result<(u16, Vec<u8>, bool)> {
+/// What a response says: status, body, whether the connection closes after it, the cookie it sets.
+type Answer = (u16, Vec<u8>, bool, Option<String>);
+
+/// Writes `req`, reads the response.
+async fn response(conn: &mut BufReader<TcpStream>, req: &[u8]) -> Result<Answer> {
     conn.get_mut().write_all(req).await?;
     let mut line = String::new();
     if conn.read_line(&mut line).await? == 0 {
@@ -85,6 +138,7 @@ async fn response(conn: &mut BufReader<TcpStream>, req: &[u8]) -> Result<(u16, V
         .and_then(|s| s.parse().ok())
         .with_context(|| format!("status line {line:?}"))?;
     let (mut length, mut chunked, mut close) = (None, false, line.starts_with("HTTP/1.0"));
+    let mut cookie = None;
     loop {
         line.clear();
         conn.read_line(&mut line).await?;
@@ -95,6 +149,9 @@ async fn response(conn: &mut BufReader<TcpStream>, req: &[u8]) -> Result<(u16, V
         let Some((k, v)) = l.split_once(':') else {
             continue;
         };
+        if k.trim().eq_ignore_ascii_case("set-cookie") {
+            cookie = v.trim().split(';').next().map(str::to_owned);
+        }
         let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_ascii_lowercase());
         match k.as_str() {
             "content-length" => length = v.parse::<usize>().ok(),
@@ -124,7 +181,7 @@ async fn response(conn: &mut BufReader<TcpStream>, req: &[u8]) -> Result<(u16, V
         conn.read_to_end(&mut body).await?;
         close = true;
     }
-    Ok((status, body, close))
+    Ok((status, body, close, cookie))
 }
 
 /// The Engine.IO packets of a polling payload.

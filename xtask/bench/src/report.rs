@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, fmt::Write, process::Command};
 use anyhow::Result;
 use serde_json::json;
 
-use crate::{Impl, POLLING, Sizes, scenarios::Figures};
+use crate::{Impl, POLLING, POLLING_PROXY, Sizes, scenarios::Figures};
 
 mod scale;
 
@@ -13,6 +13,11 @@ const SIOXIDE_REDIS: &str = "socketioxide-redis 0.4";
 const NODE_CLASSIC: &str = "node redis-adapter classic";
 const NODE_STICKY: &str = "node sticky 2.0";
 const SIOXIDE_ALONE: &str = "socketioxide, no adapter (1 server)";
+const VS_NODE_STICKY: (&str, &str) = ("node sticky 2.0:round_trips_per_s", "vs Node sticky 2.0");
+const VS_COOKIE: (&str, &str) = (
+    "switchboard, HAProxy sticky cookie:round_trips_per_s",
+    "vs cookie",
+);
 
 pub(crate) struct Results {
     quick: bool,
@@ -320,11 +325,8 @@ impl Results {
                 ("acks_answers", "acks"),
             ],
         );
-        self.table(
-            &mut out,
-            impls,
-            POLLING,
-            &[
+        for (scenario, vs) in [(POLLING, VS_NODE_STICKY), (POLLING_PROXY, VS_COOKIE)] {
+            let columns = [
                 ("round_trips_per_s", "round trips/s"),
                 ("p50_ms", "p50 ms"),
                 ("p99_ms", "p99 ms"),
@@ -333,9 +335,10 @@ impl Results {
                     "TCP connections per round trip",
                 ),
                 ("failed_sessions", "failed sessions"),
-                ("node sticky 2.0:round_trips_per_s", "vs Node sticky 2.0"),
-            ],
-        );
+                vs,
+            ];
+            self.table(&mut out, impls, scenario, &columns);
+        }
         self.scale_markdown(&mut out, impls);
         if let Some((m, lo, hi)) = median(self.broker.clone()) {
             let _ = writeln!(
@@ -614,7 +617,7 @@ impl Results {
                 impls
                     .iter()
                     // the sticky rows have a scenario of their own, not charted
-                    .filter(|i| !i.sticky())
+                    .filter(|i| !i.sticky() && i.proxied().is_none())
                     .map(|i| {
                         let v = self
                             .m(i.name, scenario, metric)

@@ -1,7 +1,9 @@
 //! One benchmark server: `bench-server --impl <name> [--redis URL] [--discovery URL] [--mongo URL]
 //! [--relay PATH [--primary]] [--max-publish-age-ms MS]`. Prints
 //! `ready <port>` once it listens (`--primary`: the cluster relay alone, `ready 0`;
-//! `--impl switchboard-sticky [--workers N]`: a sticky primary and its workers). Every implementation runs the same app:
+//! `--impl switchboard-sticky [--workers N]`: a sticky primary and its workers; `--impl echo
+//! [--forward-secret S]`: one server for the proxied polling scenario). Every implementation runs
+//! the same app:
 //!
 //! - namespace `/`: load clients; each receives `count` events `{seq, ts, pad}` and acks `ask`;
 //! - namespace `/ctl`: the harness asks `blast {start, count, size, rate}` (server-wide `count`
@@ -207,6 +209,36 @@ async fn sticky(args: &[String]) -> Result<()> {
     }
 }
 
+/// `--impl echo [--forward-secret S]`: one server without adapter that acknowledges `echo` on
+/// "/" with its argument, with `switchboard-forward` in front when given a secret (advertised at
+/// its own address). Three of them behind HAProxy make the proxied polling scenario.
+async fn echo(args: &[String]) -> Result<()> {
+    use socketioxide::handler::ConnectHandler;
+    use switchboard_forward::{ForwardLayer, ForwardOptions};
+    let (layer, io) = SocketIo::builder().build_layer();
+    // registered before CONNECT is answered (a connect middleware)
+    let register = async |s: SocketRef| {
+        s.on("echo", async |Data(v): Data<Json>, ack: AckSender| {
+            let _ = ack.send(&v);
+        });
+        Ok::<(), std::convert::Infallible>(())
+    };
+    io.ns("/", (async |_: SocketRef| {}).with(register));
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = axum::Router::new().layer(layer);
+    let app = match arg(args, "--forward-secret") {
+        Some(secret) => app.layer(ForwardLayer::new(ForwardOptions::new(addr, secret))?),
+        None => app,
+    };
+    println!("ready {}", addr.port());
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
 /// The capped collection of every mongo implementation: large enough that a blast never wraps
 /// around while a change stream still reads it.
 const MONGO_CAPPED_SIZE: u64 = 256 << 20;
@@ -234,6 +266,7 @@ async fn main() -> Result<()> {
     match imp.as_str() {
         "socketioxide" => serve(SocketIo::builder(), ready).await,
         "switchboard-sticky" => sticky(&args).await,
+        "echo" => echo(&args).await,
         "socketioxide-redis" => {
             let mut cfg = fred::prelude::Config::from_url(&redis()?)?;
             cfg.version = fred::types::RespVersion::RESP3;
