@@ -1,8 +1,9 @@
 // Real socket.io-client sessions through a round-robin proxy with no stickiness, for the
-// no-sticky-sessions tests (crates/demo/tests/roundrobin.rs):
+// no-sticky-sessions tests (crates/demo/tests/roundrobin.rs, crates/sticky/tests/forward.rs):
 //   node roundrobin-client.js <url> <clients> <rounds> polling|upgrade|kill
 // The servers are demo servers (crates/demo): `hello {server}` on connect, `echo` acknowledged
-// with its argument, every `chat` re-emitted to every client of every server.
+// with its argument, every `chat` re-emitted to every client of every server; or workers of the
+// sticky example (crates/sticky/examples/sticky.rs), which say and answer the same in their words.
 // - polling: long-polling only; every client makes <rounds> round trips (`echo` and its ack),
 //   then says one chat line, and every client must receive every line.
 // - upgrade: the default transports (polling, then the upgrade to WebSocket through whichever
@@ -30,6 +31,11 @@ function once(emitter, event, ms = 15000) {
       resolve(args);
     });
   });
+}
+
+// demo servers say `{server}`, the sticky example's workers `{worker, pid}`
+function name(h) {
+  return h.server !== undefined ? h.server : `worker ${h.worker}`;
 }
 
 function fail(e) {
@@ -62,7 +68,9 @@ async function roundTrips(clients) {
         const t0 = process.hrtime.bigint();
         const back = await c.timeout(10000).emitWithAck("echo", r);
         rtts.push(Number(process.hrtime.bigint() - t0) / 1e6);
-        if (back !== r) throw new Error(`echo ${r} answered ${JSON.stringify(back)}`);
+        // the demo answers the argument, the sticky example `{args, worker}`
+        const got = back !== null && typeof back === "object" ? back.args : back;
+        if (got !== r) throw new Error(`echo ${r} answered ${JSON.stringify(back)}`);
         done++;
       }
     }),
@@ -91,7 +99,7 @@ async function main() {
       agent,
       auth: { name: `c${i}` },
     });
-    sock.hello = once(sock, "hello").then(([h]) => h.server);
+    sock.hello = once(sock, "hello").then(([h]) => name(h));
     sock.lines = [];
     sock.on("chat", (m) => sock.lines.push(m));
     if (!kill) {
@@ -119,7 +127,7 @@ async function main() {
           status: details && details.description,
           at: Date.now(),
         };
-        c.hello = once(c, "hello", 30000).then(([h]) => h.server);
+        c.hello = once(c, "hello", 30000).then(([h]) => name(h));
       });
     });
     console.log(JSON.stringify({ phase: "connected", servers }));

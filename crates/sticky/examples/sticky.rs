@@ -9,7 +9,9 @@
 //! `hello {worker, pid}` on connecting; `echo` is acknowledged with `{args: <its argument>, worker}`,
 //! `echo-binary` with `{data, worker}`; `shout` reaches every other client of every worker, `chat`
 //! every client. `/` is a chat page whose client long-polls (open it in two browsers). `--msgpack` switches the
-//! Socket.IO parser to msgpack (clients must use socket.io-msgpack-parser).
+//! Socket.IO parser to msgpack (clients must use socket.io-msgpack-parser). `--no-sid-routing
+//! --forward-secret S`: the primary spreads every connection by the balancing method, and the
+//! workers forward requests of each other's sessions with `switchboard-forward` instead.
 //!
 //! `cargo run -p switchboard-sticky --example sticky -- --workers 4 --port 3000`
 #![allow(clippy::print_stdout)] // prints where it listens
@@ -27,6 +29,7 @@ use switchboard_adapter_cluster::{
     AdapterOptions, ClusterAdapter, ClusterOptions, ClusterState, ClusterTransport, Relay,
     RelayOptions,
 };
+use switchboard_forward::{ForwardLayer, ForwardOptions};
 use switchboard_sticky::{Balancing, Primary, Role, StickyOptions, Worker};
 
 /// The chat page: a small Engine.IO long-polling client, no script to fetch.
@@ -77,6 +80,8 @@ async fn primary() -> Result<(), Error> {
     let options = StickyOptions::default()
         .workers(workers)
         .balancing(balancing)
+        // `--no-sid-routing` (with `--forward-secret`): the workers forward each other's sessions
+        .route_by_sid(!std::env::args().any(|a| a == "--no-sid-routing"))
         .args(args);
     let primary = Primary::bind(("0.0.0.0", port), options).await?;
     let port = primary.local_addr().port();
@@ -152,14 +157,28 @@ async fn worker(index: usize) -> Result<(), Error> {
     io.ns("/", hello.with(register)).await?;
     worker.watch(io.clone());
     let page = PAGE.replace("WORKER", &index.to_string());
-    let app = worker.router(
-        axum::Router::new()
-            .route(
-                "/",
-                axum::routing::get(move || async move { axum::response::Html(page) }),
-            )
-            .layer(layer),
-    );
+    let inner = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(move || async move { axum::response::Html(page) }),
+        )
+        .layer(layer);
+    let app = worker.router(inner.clone());
+    let app = match arg("--forward-secret") {
+        // no sid routing needed: this worker forwards other workers' sessions to them, and
+        // takes theirs on a loopback port of its own (keep-alive, no primary in between)
+        Some(secret) => {
+            let peer = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let options = ForwardOptions::new(peer.local_addr()?, secret).max_payload(4 << 20);
+            let forward = ForwardLayer::new(options)?;
+            let peer_app = inner.layer(forward.clone());
+            tokio::spawn(async move {
+                let _ = axum::serve(peer, peer_app).await;
+            });
+            app.layer(forward)
+        }
+        None => app,
+    };
     axum::serve(listener, app)
         .with_graceful_shutdown({
             let worker = worker.clone();

@@ -28,6 +28,7 @@ pub struct StickyOptions {
     pub(crate) args: Option<Vec<OsString>>,
     #[cfg(feature = "prometheus")]
     pub(crate) metrics: Option<crate::StickyMetrics>,
+    pub(crate) route_by_sid: bool,
 }
 
 impl Default for StickyOptions {
@@ -43,6 +44,7 @@ impl Default for StickyOptions {
             args: None,
             #[cfg(feature = "prometheus")]
             metrics: None,
+            route_by_sid: true,
         }
     }
 }
@@ -51,6 +53,16 @@ impl StickyOptions {
     /// How many workers (default: one per core).
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n.max(1);
+        self
+    }
+
+    /// Whether a request with a `sid` goes to the worker that owns the session (default: true).
+    /// With `false`, every connection is spread by [`balancing`](Self::balancing) as a new
+    /// session's: for workers that forward each other's sessions with `switchboard-forward`
+    /// (each listening on a loopback port of its own for what the others forward), where the
+    /// primary needs no session bookkeeping and never answers `400` itself.
+    pub fn route_by_sid(mut self, route: bool) -> Self {
+        self.route_by_sid = route;
         self
     }
 

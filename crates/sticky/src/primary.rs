@@ -465,11 +465,13 @@ async fn route(stream: TcpStream, shared: Arc<Shared>) {
         Ok(Err(PeekError::Head(HeadError::Malformed))) => (None, Outcome::BadRequest),
         Ok(Err(PeekError::Head(HeadError::TooLarge))) => (None, Outcome::HeadTooLarge),
         Ok(Ok(Head::Http2)) => (None, Outcome::Http2),
-        Ok(Ok(Head::Http1 { sid: Some(sid), .. })) => match shared.owner(&sid).await {
-            Some(i) => (Some(i), Outcome::Session),
-            None => (None, Outcome::UnknownSid),
-        },
-        Ok(Ok(Head::Http1 { sid: None, .. })) => match shared.choose() {
+        Ok(Ok(Head::Http1 { sid: Some(sid), .. })) if options.route_by_sid => {
+            match shared.owner(&sid).await {
+                Some(i) => (Some(i), Outcome::Session),
+                None => (None, Outcome::UnknownSid),
+            }
+        }
+        Ok(Ok(Head::Http1 { .. })) => match shared.choose() {
             Some(i) => (Some(i), Outcome::New),
             None => (None, Outcome::NoWorker),
         },
