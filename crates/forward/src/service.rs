@@ -335,21 +335,22 @@ fn route(shared: &Shared, req: &Request<Body>) -> Route {
         tracing::debug!(%owner, "forward: a forwarded request for another owner's session");
     }
     shared.count(websocket, false, Outcome::Local);
-    // socketioxide sees its own sid
-    let pq = req
-        .uri()
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or_default()
-        .replacen(&format!("sid={sealed}"), &format!("sid={sid}"), 1);
-    let mut parts = req.uri().clone().into_parts();
-    match pq.parse() {
-        Ok(pq) => {
-            parts.path_and_query = Some(pq);
-            Uri::from_parts(parts).map_or(Route::Pass, Route::Local)
-        }
-        Err(_) => Route::Pass,
-    }
+    local_uri(req.uri(), sealed, sid).map_or(Route::Pass, Route::Local)
+}
+
+/// `uri` with socketioxide's own `sid` in place of the sealed one.
+fn local_uri(uri: &Uri, sealed: &str, sid: &str) -> Option<Uri> {
+    let pq = uri.path_and_query()?.as_str();
+    // `sealed` is a slice of `pq` (the query parsed above): replace that range
+    let start = (sealed.as_ptr() as usize).checked_sub(pq.as_ptr() as usize)?;
+    let end = start + sealed.len();
+    let mut out = String::with_capacity(pq.len());
+    out.push_str(pq.get(..start)?);
+    out.push_str(sid);
+    out.push_str(pq.get(end..)?);
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(out.try_into().ok()?);
+    Uri::from_parts(parts).ok()
 }
 
 /// The handshake response with its sid sealed.
@@ -388,6 +389,22 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_uris_carry_socketioxide_s_sid() {
+        let uri: Uri = "/socket.io/?EIO=4&transport=polling&t=a&sid=SEALEDSID&x=sid"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let q = query(uri.query().unwrap_or_default());
+        let sealed = q.sid.unwrap_or_default();
+        let local = local_uri(&uri, sealed, "own").map(|u| u.to_string());
+        assert_eq!(
+            local.as_deref(),
+            Some("/socket.io/?EIO=4&transport=polling&t=a&sid=own&x=sid")
+        );
+        // a string that is not a slice of the URI: no rewrite
+        assert_eq!(local_uri(&uri, "elsewhere", "own"), None);
+    }
 
     #[test]
     fn queries() {
