@@ -393,11 +393,8 @@ async fn a_slow_receiver_leaves_the_backlog_to_redis() {
     }
     // redis closes b's subscribing connection once 1 MiB waits for it (a's stays)
     switchboard_testkit::eventually(WAIT, async || {
-        let list = std::process::Command::new("redis-cli")
-            .args(["-p", &redis.port().to_string(), "client", "list"])
-            .output()
-            .unwrap_or_else(|e| panic!("redis-cli: {e}"));
-        let subscribers = String::from_utf8_lossy(&list.stdout)
+        let subscribers = redis
+            .cli(&["client", "list"])
             .lines()
             .filter(|l| l.contains("name=switchboard-subscribe"))
             .count();

@@ -62,12 +62,8 @@ async fn a_dynamic_mode_node_peer_is_refused_loudly() {
     // the peer subscribes the room's channel after the join, asynchronously: the check at start
     // can only see it once redis has it (seen under load: the transport started first)
     switchboard_testkit::eventually(Duration::from_secs(10), async || {
-        let out = std::process::Command::new("redis-cli")
-            .args(["-p", &redis.port().to_string()])
-            .args(["PUBSUB", "SHARDCHANNELS", "socket.io#/#room1#"])
-            .output()
-            .unwrap_or_else(|e| panic!("redis-cli: {e}"));
-        switchboard_testkit::check(!out.stdout.trim_ascii().is_empty(), || {
+        let out = redis.cli(&["PUBSUB", "SHARDCHANNELS", "socket.io#/#room1#"]);
+        switchboard_testkit::check(!out.trim().is_empty(), || {
             "the dynamic peer has not subscribed the room's channel yet".into()
         })
     })

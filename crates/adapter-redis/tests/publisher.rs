@@ -20,17 +20,6 @@ async fn server(url: &str) -> TestServer<RedisTransport> {
     start(t, AdapterOptions::default()).await
 }
 
-fn redis_cli(redis: &RedisServer, args: &[&str]) -> String {
-    let out = std::process::Command::new("redis-cli")
-        .args(["-p", &redis.port().to_string(), "--no-auth-warning"])
-        .args(["-a", PASSWORD])
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("redis-cli: {e}"));
-    assert!(out.status.success(), "redis-cli {args:?} failed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 async fn client(server: &TestServer<RedisTransport>) -> TestClient {
     TestClient::connect(server.addr, "/", json!({}), None)
         .await
@@ -66,12 +55,9 @@ async fn a_password_protected_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publish_redis_refuses_is_counted() {
     let redis = RedisServer::start_with(&["--requirepass", PASSWORD]);
-    redis_cli(
-        &redis,
-        &[
-            "ACL", "SETUSER", "mute", "on", ">mute-pw", "~*", "&*", "+@all", "-publish",
-        ],
-    );
+    redis.cli(&[
+        "ACL", "SETUSER", "mute", "on", ">mute-pw", "~*", "&*", "+@all", "-publish",
+    ]);
     let url = format!("redis://mute:mute-pw@127.0.0.1:{}", redis.port());
     let a = server(&url).await;
     let mut ca = client(&a).await;
@@ -105,7 +91,7 @@ async fn a_killed_publishing_connection_comes_back() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(cb.receives("before", WAIT).await);
 
-    let list = redis_cli(&redis, &["CLIENT", "LIST"]);
+    let list = redis.cli(&["CLIENT", "LIST"]);
     let publishers: Vec<&str> = list
         .lines()
         .filter(|l| l.contains("name=switchboard-publish"))
@@ -117,7 +103,7 @@ async fn a_killed_publishing_connection_comes_back() {
         "one publishing connection per server:\n{list}"
     );
     for id in &publishers {
-        redis_cli(&redis, &["CLIENT", "KILL", "ID", id]);
+        redis.cli(&["CLIENT", "KILL", "ID", id]);
     }
     let mut n = 0;
     eventually(WAIT, async || {

@@ -209,9 +209,16 @@ pub(super) fn spawn(
             return;
         }
     };
+    // handed to the thread through a slot, so that it can be taken back if the OS refuses one
+    let slot = Arc::new(std::sync::Mutex::new(Some((stream, weak, target, changes))));
+    let handed = slot.clone();
     let spawned = std::thread::Builder::new()
         .name("switchboard-redis-sub".into())
         .spawn(move || {
+            let taken = handed.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let Some((stream, weak, target, changes)) = taken else {
+                return;
+            };
             runtime.block_on(async move {
                 let stream = match TcpStream::from_std(stream) {
                     Ok(s) => s,
@@ -227,7 +234,16 @@ pub(super) fn spawn(
             });
         });
     if let Err(e) = spawned {
-        tracing::error!("no thread for the redis subscribing connection: {e}");
+        tracing::warn!("no thread for the redis subscribing connection ({e}): it runs as a task");
+        let taken = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((stream, weak, target, changes)) = taken {
+            match TcpStream::from_std(stream) {
+                Ok(stream) => {
+                    tasks.spawn(subscriber(weak, target, stream, changes));
+                }
+                Err(e) => tracing::error!("redis subscribing connection: {e}"),
+            }
+        }
     }
 }
 

@@ -121,6 +121,19 @@ impl RedisServer {
         self.port
     }
 
+    /// `redis-cli -p <port> <args>` (authenticated when started with `--requirepass`): its
+    /// output. Panics when redis-cli fails.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let password = self
+            .args
+            .iter()
+            .position(|a| a == "--requirepass")
+            .and_then(|i| self.args.get(i + 1))
+            .map(String::as_str);
+        cli_as(self.port, password, args)
+            .unwrap_or_else(|| panic!("redis-cli {args:?} failed on port {}", self.port))
+    }
+
     /// Its process id while it runs (to read its CPU time and memory).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
