@@ -4,14 +4,14 @@
 //! proxies without their stickiness lines fail with "Session ID unknown": the negative control
 //! that shows the test can fail.
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use serde_json::{Value as Json, json};
 use switchboard_demo::{Backend, DemoOptions, RunningDemo};
 use switchboard_mesh_discovery::{Discovery, DiscoveryOptions, RunningDiscovery};
 use switchboard_testkit::{
     TestClient, check, eventually,
-    services::{Proxy, ProxyKind, interop_dir},
+    services::{Proxy, ProxyKind, node_report},
 };
 use tokio::net::TcpListener;
 
@@ -66,26 +66,7 @@ async fn cluster() -> (RunningDiscovery, [RunningDemo; 3]) {
 /// Runs `proxy-client.js` through `url` with `clients` clients; its JSON line and whether it
 /// succeeded.
 async fn clients_through(url: &str, clients: usize) -> (bool, Json) {
-    let url = url.to_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(interop_dir().join("proxy-client.js"))
-            .args([&url, &clients.to_string()])
-            .current_dir(interop_dir())
-            .output()
-            .unwrap_or_else(|e| panic!("node: {e}"))
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    let report: Json = serde_json::from_str(line).unwrap_or_else(|_| {
-        panic!(
-            "proxy-client.js said {stdout:?}, stderr {:?}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.success(), report)
+    node_report("proxy-client.js", &[url, &clients.to_string()]).await
 }
 
 async fn sticky_and_not(kind: ProxyKind, stickiness: &str) {

@@ -17,7 +17,7 @@ use serde_json::{Value as Json, json};
 use switchboard_mesh_discovery::{Discovery, DiscoveryOptions, RunningDiscovery};
 use switchboard_testkit::{
     TestClient, check, eventually,
-    services::{Proxy, ProxyKind, interop_dir},
+    services::{Proxy, ProxyKind, interop_dir, node_report},
 };
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt},
@@ -122,22 +122,8 @@ fn round_robin(servers: &[Server]) -> Proxy {
 
 /// Runs `roundrobin-client.js` in `mode`; its JSON line and whether it succeeded.
 async fn clients(url: &str, clients: usize, rounds: usize, mode: &str) -> (bool, Json) {
-    let out = tokio::process::Command::new("node")
-        .arg(interop_dir().join("roundrobin-client.js"))
-        .args([url, &clients.to_string(), &rounds.to_string(), mode])
-        .current_dir(interop_dir())
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("node: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    let report: Json = serde_json::from_str(line).unwrap_or_else(|_| {
-        panic!(
-            "roundrobin-client.js said {stdout:?}, stderr {:?}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.success(), report)
+    let (clients, rounds) = (clients.to_string(), rounds.to_string());
+    node_report("roundrobin-client.js", &[url, &clients, &rounds, mode]).await
 }
 
 /// `switchboard_forward_requests_total{kind, outcome}` on `server`'s `/metrics`.

@@ -376,7 +376,6 @@ where
     match sealed {
         Some(body) => {
             shared.count(false, true, Outcome::Sealed);
-            parts.headers.remove(header::CONTENT_LENGTH);
             parts
                 .headers
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));

@@ -4,12 +4,12 @@
 //! long-polling only makes acked round trips and chats across workers; the same primary with
 //! workers that do not forward fails with "Session ID unknown": the negative control.
 
-use std::{collections::BTreeSet, process::Command, time::Duration};
+use std::{collections::BTreeSet, time::Duration};
 
 use serde_json::{Value as Json, json};
 use switchboard_adapter_cluster::{Relay, RelayOptions};
 use switchboard_sticky::{Balancing, Primary, PrimaryHandle, StickyOptions};
-use switchboard_testkit::{check, eventually, example, services::interop_dir, socket_path};
+use switchboard_testkit::{check, eventually, example, services::node_report, socket_path};
 use tokio::sync::oneshot;
 
 /// Runs a primary with three workers (forwarding when `forward`) until the returned sender is
@@ -56,25 +56,7 @@ async fn primary(forward: bool) -> (PrimaryHandle, oneshot::Sender<()>, Relay) {
 
 /// `roundrobin-client.js` on polling only; its JSON line and whether it succeeded.
 async fn clients(url: String) -> (bool, Json) {
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(interop_dir().join("roundrobin-client.js"))
-            .args([&url, "6", "10", "polling"])
-            .current_dir(interop_dir())
-            .output()
-            .unwrap_or_else(|e| panic!("node: {e}"))
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    let report: Json = serde_json::from_str(line).unwrap_or_else(|_| {
-        panic!(
-            "roundrobin-client.js said {stdout:?}, stderr {:?}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.success(), report)
+    node_report("roundrobin-client.js", &[&url, "6", "10", "polling"]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

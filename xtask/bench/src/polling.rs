@@ -45,13 +45,7 @@ pub(crate) async fn proxied(forward: bool, s: &Sizes) -> Result<Figures> {
     }
     let without: &[&str] = if forward { &["cookie SERVERID"] } else { &[] };
     let proxy = Proxy::start(ProxyKind::Haproxy, [addrs[0], addrs[1], addrs[2]], without);
-    let port: u16 = proxy
-        .url()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .context("proxy port")?;
-    let figures = polling(SocketAddr::from(([127, 0, 0, 1], port)), s).await;
+    let figures = polling(SocketAddr::from(([127, 0, 0, 1], proxy.port())), s).await;
     drop((proxy, procs));
     figures
 }

@@ -12,7 +12,7 @@ mod proxy;
 mod redis;
 mod secantus;
 
-pub use node::{NodeServer, interop_dir};
+pub use node::{NodeServer, interop_dir, node_report};
 pub use prometheus::Prometheus;
 pub use proxy::{Proxy, ProxyKind};
 pub use redis::{RedisCluster, RedisServer};

@@ -14,6 +14,27 @@ pub fn interop_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../xtask/interop")
 }
 
+/// Runs `node <script> <args>` in `xtask/interop` (a client script that prints one JSON line
+/// last): whether it exited 0, and that line. Panics when the last line is not JSON.
+pub async fn node_report(script: &str, args: &[&str]) -> (bool, serde_json::Value) {
+    let out = tokio::process::Command::new("node")
+        .arg(interop_dir().join(script))
+        .args(args)
+        .current_dir(interop_dir())
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("node: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let report = serde_json::from_str(line).unwrap_or_else(|_| {
+        panic!(
+            "{script} said {stdout:?}, stderr {:?}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), report)
+}
+
 /// A Node Socket.IO server in the cluster of a redis or a MongoDB. Needs `node` and `npm ci` in
 /// `xtask/interop`.
 pub struct NodeServer {

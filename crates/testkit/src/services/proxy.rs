@@ -130,6 +130,11 @@ impl Proxy {
         panic!("{} did not start in {ATTEMPTS} attempts", kind.program())
     }
 
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The proxy's URL, e.g. `http://127.0.0.1:41234`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

@@ -168,11 +168,23 @@ async fn serve<A: Adapter + DefinedAdapter>(
     Ok(())
 }
 
+/// Namespace "/" acknowledging `echo` with its argument, the handler registered in a connect
+/// middleware (before CONNECT is answered: a client that emits at once never beats it).
+fn echo_namespace(io: &SocketIo) {
+    use socketioxide::handler::ConnectHandler;
+    let register = async |s: SocketRef| {
+        s.on("echo", async |Data(v): Data<Json>, ack: AckSender| {
+            let _ = ack.send(&v);
+        });
+        Ok::<(), std::convert::Infallible>(())
+    };
+    io.ns("/", (async |_: SocketRef| {}).with(register));
+}
+
 /// `--impl switchboard-sticky [--workers N]`: a sticky primary (it prints `ready <port>`) whose
 /// workers, this binary again, acknowledge `echo` on "/" with its argument. No adapter: the
 /// polling scenario measures the routing.
 async fn sticky(args: &[String]) -> Result<()> {
-    use socketioxide::handler::ConnectHandler;
     use switchboard_sticky::{Primary, Role, StickyOptions, Worker};
     match switchboard_sticky::role() {
         Role::Primary => {
@@ -188,14 +200,7 @@ async fn sticky(args: &[String]) -> Result<()> {
         Role::Worker { .. } => {
             let (worker, listener) = Worker::connect().await?;
             let (layer, io) = SocketIo::builder().build_layer();
-            // registered before CONNECT is answered (a connect middleware)
-            let register = async |s: SocketRef| {
-                s.on("echo", async |Data(v): Data<Json>, ack: AckSender| {
-                    let _ = ack.send(&v);
-                });
-                Ok::<(), std::convert::Infallible>(())
-            };
-            io.ns("/", (async |_: SocketRef| {}).with(register));
+            echo_namespace(&io);
             worker.watch(io.clone());
             let app = worker.router(axum::Router::new().layer(layer));
             axum::serve(listener, app)
@@ -213,17 +218,9 @@ async fn sticky(args: &[String]) -> Result<()> {
 /// "/" with its argument, with `switchboard-forward` in front when given a secret (advertised at
 /// its own address). Three of them behind HAProxy make the proxied polling scenario.
 async fn echo(args: &[String]) -> Result<()> {
-    use socketioxide::handler::ConnectHandler;
     use switchboard_forward::{ForwardLayer, ForwardOptions};
     let (layer, io) = SocketIo::builder().build_layer();
-    // registered before CONNECT is answered (a connect middleware)
-    let register = async |s: SocketRef| {
-        s.on("echo", async |Data(v): Data<Json>, ack: AckSender| {
-            let _ = ack.send(&v);
-        });
-        Ok::<(), std::convert::Infallible>(())
-    };
-    io.ns("/", (async |_: SocketRef| {}).with(register));
+    echo_namespace(&io);
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let app = axum::Router::new().layer(layer);
